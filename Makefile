@@ -35,9 +35,9 @@ $(STAMP):
 	@echo "install complete: $(VENV)"
 
 demo: install
-	$(BIN)/unifashion synth --out world-demo --products 300 --seed 0
+	$(BIN)/unifashion synth --out world-demo --products 300 --seed 0 --overwrite
 	$(BIN)/unifashion data inspect world-demo/fashioniq
-	$(BIN)/unifashion contact-sheet --data world-demo --out world-demo/contact_sheet.png
+	$(BIN)/unifashion data contact-sheet world-demo --out world-demo/contact_sheet.png
 	@echo "demo complete: synthetic world in world-demo/, contact sheet in world-demo/contact_sheet.png"
 
 test: install
@@ -45,8 +45,8 @@ test: install
 
 # The README's picture of the synthetic world.
 contact-sheet: install
-	$(BIN)/unifashion synth --out world-sheet --products 120 --seed 7
-	$(BIN)/unifashion contact-sheet --data world-sheet --out docs/img/synthetic.png
+	$(BIN)/unifashion synth --out world-sheet --products 120 --seed 7 --overwrite
+	$(BIN)/unifashion data contact-sheet world-sheet --out docs/img/synthetic.png --n 36
 
 clean:
 	rm -rf $(VENV) world-demo world-sheet

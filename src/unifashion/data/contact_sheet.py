@@ -1,0 +1,44 @@
+"""A contact sheet: one image per product with its short title, for a person to check the data."""
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from unifashion.data.formats import catalog
+
+
+def contact_sheet(catalog_dir: Path, out: Path, *, n: int = 24, columns: int = 6, cell: int = 160) -> list[dict]:
+    """Write a PNG grid of `n` products (categories taken in turn) and return what it shows."""
+    items = catalog.load(Path(catalog_dir))
+    by_category: dict[str, list] = {}
+    seen_products = set()
+    for it in items:
+        if it.product_id not in seen_products:
+            seen_products.add(it.product_id)
+            by_category.setdefault(it.category, []).append(it)
+    chosen = []
+    queues = [list(v) for _, v in sorted(by_category.items())]
+    while len(chosen) < n and any(queues):
+        for q in queues:  # round robin, so every category shows
+            if q and len(chosen) < n:
+                chosen.append(q.pop(0))
+    rows = (len(chosen) + columns - 1) // columns
+    text_h = 34
+    sheet = Image.new("RGB", (columns * cell, rows * (cell + text_h)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=11)
+    for i, it in enumerate(chosen):
+        x, y = (i % columns) * cell, (i // columns) * (cell + text_h)
+        img = it.image.load().convert("RGB").resize((cell - 8, cell - 8), Image.Resampling.LANCZOS)
+        sheet.paste(img, (x + 4, y + 4))
+        lines = textwrap.wrap(it.title or it.caption, width=26)[:2]
+        draw.multiline_text((x + 4, y + cell - 2), "\n".join(lines), fill=(20, 20, 20), font=font, spacing=1)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    sheet.save(tmp, format="PNG")
+    os.replace(tmp, out)
+    return [{"product_id": it.product_id, "category": it.category, "title": it.title} for it in chosen]
