@@ -1,0 +1,64 @@
+"""The command line: help everywhere, JSON output, one-line errors with non-zero exit codes."""
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from unifashion.cli import app
+
+runner = CliRunner()
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "unifashion", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("command", [[], ["synth"], ["data"], ["data", "inspect"], ["data", "contact-sheet"]])
+def test_help_everywhere(command):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_synth_then_inspect_json(tmp_path):
+    out = tmp_path / "w"
+    r = run_cli("synth", "--out", str(out), "--products", "12", "--seed", "2", "--image-size", "48", "--json")
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads(r.stdout)
+    assert manifest["counts"]["products"] == 12
+    r = run_cli("data", "inspect", str(out / "fashioniq"), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["format"] == "fashioniq"
+    n = sum(info["count"] for info in summary["splits"].values())
+    assert n == manifest["counts"]["triplets"]
+    r = run_cli("data", "inspect", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    assert [s["format"] for s in json.loads(r.stdout)["formats"]] == ["catalog", "fashiongen", "fashion200k", "fashioniq", "vitonhd"]
+    sheet = tmp_path / "sheet.png"
+    r = run_cli("data", "contact-sheet", str(out), "--out", str(sheet), "--n", "6", "--json")
+    assert r.returncode == 0, r.stderr
+    assert sheet.stat().st_size > 1000 and len(json.loads(r.stdout)["items"]) == 6
+
+
+def test_errors_are_one_line_naming_the_input(tmp_path):
+    missing = tmp_path / "nope"
+    r = run_cli("data", "inspect", str(missing))
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(missing) in lines[0] and "Traceback" not in r.stderr
+
+    not_a_dataset = tmp_path / "empty"
+    not_a_dataset.mkdir()
+    r = run_cli("data", "inspect", str(not_a_dataset))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and str(not_a_dataset) in r.stderr
+
+    (not_a_dataset / "x").write_text("x")
+    r = run_cli("synth", "--out", str(not_a_dataset), "--products", "3")
+    assert r.returncode == 1 and "exists" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+    r = run_cli("synth", "--out", str(tmp_path / "o"), "--image-size", "5")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
