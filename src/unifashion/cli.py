@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.exceptions import TyperException
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -149,7 +150,19 @@ def data_contact_sheet(
 def main() -> None:
     """Entry point: user-facing errors become one line on stderr and exit code 1."""
     try:
-        app()
+        code = app(standalone_mode=False)  # we print errors ourselves: one line each
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except TyperException as e:  # usage errors (typer vendors click; these are its ClickExceptions)
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare command group: its help, as click does
+            Console().print(e.format_message(), highlight=False)
+            sys.exit(2)
+        ctx = getattr(e, "ctx", None)
+        command = ctx.command_path if ctx else "unifashion"
+        err.print(f"[red]error:[/red] {command}: {e.format_message()} (see --help)", highlight=False, soft_wrap=True)
+        sys.exit(getattr(e, "exit_code", 2))
     except UnifashionError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(1)
