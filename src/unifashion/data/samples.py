@@ -26,11 +26,16 @@ class ImageRef:
     path: Path
     key: str | None = None  # HDF5 dataset name (FashionGen: "input_image")
     index: int | None = None  # HDF5 row
+    # The file is an agnostic image (garment region painted grey): load() returns the mask of
+    # that paint instead (L, 255 = masked), for releases that ship no mask files.
+    grey_paint_mask: bool = False
 
     def load(self) -> Image.Image:
         """The image as PIL (RGB for colour images, L or P kept for masks and parse maps)."""
         if self.key is not None:
             return _load_hdf5_image(self.path, self.key, self.index)
+        if self.grey_paint_mask:
+            return grey_paint_mask(ImageRef(self.path).load())
         try:
             with Image.open(self.path) as im:
                 im.load()  # forces a full decode so that truncation is caught here
@@ -42,6 +47,17 @@ class ImageRef:
 
     def __str__(self) -> str:
         return f"{self.path}[{self.key}][{self.index}]" if self.key else str(self.path)
+
+
+AGNOSTIC_GREY = 128  # VITON-HD's agnostic-v3.2 paints the try-on region PIL "gray"
+AGNOSTIC_GREY_TOLERANCE = 12  # JPEG noise around it
+
+
+def grey_paint_mask(agnostic: Image.Image) -> Image.Image:
+    """The inpainting mask (L, 255 = masked) of an agnostic image's grey paint."""
+    a = np.asarray(agnostic.convert("RGB")).astype(np.int16)  # (H, W, 3)
+    grey = np.all(np.abs(a - AGNOSTIC_GREY) <= AGNOSTIC_GREY_TOLERANCE, axis=2)  # (H, W)
+    return Image.fromarray((grey * 255).astype(np.uint8), "L")
 
 
 def _load_hdf5_image(path: Path, key: str, index: int | None) -> Image.Image:

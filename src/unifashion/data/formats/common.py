@@ -1,0 +1,176 @@
+"""Shared pieces of the format readers and writers.
+
+Readers: `LoadReport` and `BadItems` implement the one rule every reader follows — a bad item either
+raises `DataError` (skip_bad=False, the default) or is skipped and recorded as one line in
+`report.skipped` (skip_bad=True); nothing is dropped silently.
+
+Writers: every file is written under a temporary name in its final folder and renamed into place
+(`os.replace`) only when complete, so an interrupted write never leaves a half file under the final
+name. Images are encoded with fixed parameters (PNG: compress level 6, no metadata chunks; JPEG:
+quality 95, 4:4:4) so that the same inputs give byte-identical files.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from unifashion.data.samples import ImageRef
+from unifashion.errors import DataError
+
+log = logging.getLogger(__name__)
+
+JPEG_QUALITY = 95
+PNG_COMPRESS_LEVEL = 6
+
+
+@dataclass
+class LoadReport:
+    """What a reader skipped (only with skip_bad=True): one "file:line: reason" string per item."""
+
+    skipped: list[str] = field(default_factory=list)
+
+
+class BadItems:
+    """Raise on the first bad item, or skip it and record why (skip_bad=True)."""
+
+    def __init__(self, skip_bad: bool, report: LoadReport | None):
+        self.skip_bad = skip_bad
+        self.report = report
+
+    def bad(self, where: str, reason: str) -> None:
+        msg = f"{where}: {reason}"
+        if not self.skip_bad:
+            raise DataError(msg)
+        if self.report is not None:
+            self.report.skipped.append(msg)
+        else:  # skipping without a report to fill: still say so, never drop silently
+            log.warning("skipped %s", msg)
+
+
+def require_dir(root: Path, fmt: str, what: str) -> Path:
+    """`root` as a Path; DataError naming it when it is missing or not a folder."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"{root}: {fmt} root not found")
+    if not root.is_dir():
+        raise DataError(f"{root}: {fmt} root is not a folder (expected {what})")
+    return root
+
+
+def check_split(split: str, allowed: tuple[str, ...], fmt: str) -> str:
+    if split not in allowed:
+        raise DataError(f"unknown {fmt} split '{split}' (expected one of: {', '.join(allowed)})")
+    return split
+
+
+def image_problem(path: Path, check_images: bool) -> str | None:
+    """Why the image file at `path` is unusable, or None. Cheap stat unless `check_images`."""
+    if check_images:
+        try:
+            ImageRef(path).load()
+        except DataError as e:
+            return str(e)
+        return None
+    if not path.is_file():
+        return f"image file not found: {path}"
+    return None
+
+
+def read_json_file(path: Path):
+    """Parse one JSON document; DataError naming the file, line and column on malformed JSON."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg}, column {e.colno})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def json_dumps(obj) -> str:
+    """Deterministic JSON text (the writers' one serialisation)."""
+    return json.dumps(obj, ensure_ascii=False, indent=1) + "\n"
+
+
+def as_pil(image, what: str) -> Image.Image:
+    """A PIL image from a PIL image or an (H, W[, C]) uint8 array."""
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, np.ndarray):
+        if image.dtype == bool:
+            image = image.astype(np.uint8) * 255
+        if image.dtype != np.uint8 or image.ndim not in (2, 3):
+            raise DataError(f"{what}: expected an HxW or HxWxC uint8 array, got {image.shape} {image.dtype}")
+        return Image.fromarray(image)
+    raise DataError(f"{what}: expected a PIL image or numpy array, got {type(image).__name__}")
+
+
+def encode_image(image: Image.Image, fmt: str) -> bytes:
+    """Encode with fixed parameters: the same pixels give the same bytes."""
+    buf = io.BytesIO()
+    if fmt == "PNG":
+        image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
+    elif fmt == "JPEG":
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        image.save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=False)
+    else:
+        raise ValueError(fmt)
+    return buf.getvalue()
+
+
+def save_image_atomic(image: Image.Image, path: Path) -> None:
+    fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
+    write_bytes_atomic(path, encode_image(image, fmt))
+
+
+def check_text_field(value, what: str, *, single_line: bool = True, allow_tab: bool = True) -> str:
+    if not isinstance(value, str):
+        raise DataError(f"{what}: expected a string, got {type(value).__name__}")
+    if single_line and ("\n" in value or "\r" in value):
+        raise DataError(f"{what}: must be one line (contains a line break): {value!r}")
+    if not allow_tab and "\t" in value:
+        raise DataError(f"{what}: must not contain a tab: {value!r}")
+    return value
+
+
+def check_name(value: str, what: str) -> str:
+    """A file-name-safe identifier (no folder separators, not empty, no leading dot)."""
+    if not isinstance(value, str) or not value or "/" in value or "\\" in value or value.startswith(".") \
+            or any(c in value for c in "\n\r\t\0"):
+        raise DataError(f"{what}: not usable as a file name: {value!r}")
+    return value
