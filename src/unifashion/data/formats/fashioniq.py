@@ -193,7 +193,9 @@ class FashionIQWriter:
     def close(self) -> None:
         if self._closed:
             return
-        for (cat, split), entries in sorted(self._triplets.items()):
+        # every category/split with a gallery gets a caption file, if need be an empty one
+        for cat, split in sorted(set(self._triplets) | set(self._splits)):
+            entries = self._triplets.get((cat, split), [])
             write_text_atomic(self.root / "captions" / f"cap.{cat}.{split}.json", json_dumps(entries))
         for (cat, split), names in sorted(self._splits.items()):
             write_text_atomic(self.root / "image_splits" / f"split.{cat}.{split}.json", json_dumps(names))

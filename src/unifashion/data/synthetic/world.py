@@ -166,7 +166,8 @@ def write_world(out: Path, config: WorldConfig, *, overwrite: bool = False,
                         list(t.captions))
         if t.split != "train" and len(t.changes) == 1:  # TIRG's test queries differ in one word
             f200k.add_test_query(f200k_paths[t.reference], f200k_paths[t.target])
-    galleries: dict[tuple[str, str], list[str]] = {}
+    galleries: dict[tuple[str, str], list[str]] = {
+        (c, s): [] for c in sorted(set(FASHIONIQ_CATEGORY.values())) for s in ("train", "val", "test")}
     for p in products:
         galleries.setdefault((FASHIONIQ_CATEGORY[p.subcategory], p.split), []).append(fashioniq_name(p.product_id))
     for (category, split), names in sorted(galleries.items()):
@@ -189,7 +190,8 @@ def _manifest(config: WorldConfig, catalog: Catalog, n_images: int, stems: dict)
         split_counts[p.split] = split_counts.get(p.split, 0) + 1
     return {
         "generator": f"unifashion {__version__} synth",
-        "config": asdict(config),
+        # what determines the files (not `workers`, which does not)
+        "config": {"catalog": asdict(config.catalog), "image_size": config.image_size},
         "formats": list(FORMAT_DIRS),
         "counts": {
             "products": len(catalog.products),
