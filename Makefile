@@ -46,7 +46,7 @@ test: install
 # The README's picture of the synthetic world.
 contact-sheet: install
 	$(BIN)/unifashion synth --out world-sheet --products 120 --seed 7 --overwrite
-	$(BIN)/unifashion data contact-sheet world-sheet --out docs/img/synthetic.png --n 36
+	$(BIN)/unifashion data contact-sheet world-sheet --out docs/img/synthetic.png --n 30
 
 clean:
 	rm -rf $(VENV) world-demo world-sheet

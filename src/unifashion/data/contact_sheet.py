@@ -20,7 +20,9 @@ def contact_sheet(catalog_dir: Path, out: Path, *, n: int = 24, columns: int = 6
             seen_products.add(it.product_id)
             by_category.setdefault(it.category, []).append(it)
     chosen = []
-    queues = [list(v) for _, v in sorted(by_category.items())]
+    per_category = -(-n // max(1, len(by_category)))
+    # evenly spaced through each category, so that one design family does not fill a row
+    queues = [v[:: max(1, len(v) // per_category)] for _, v in sorted(by_category.items())]
     while len(chosen) < n and any(queues):
         for q in queues:  # round robin, so every category shows
             if q and len(chosen) < n:

@@ -92,17 +92,26 @@ def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
+TITLE_DETAIL = {
+    "neckline": {"crew": "crewneck", "v-neck": "v-neck", "square": "square-neck", "turtleneck": "turtleneck",
+                 "collared": "collared"},
+    "sleeve": {"sleeveless": "sleeveless", "short": "short-sleeve", "long": "long-sleeve"},
+    "length": {"mini": "mini", "midi": "midi", "maxi": "maxi", "full": "full-length", "cropped": "cropped",
+               "hip": "hip-length", "knee": "knee-length"},
+    "material": {m: m for m in MATERIAL_PHRASE},
+}
+
+
 def title(spec: GarmentSpec, rng: np.random.Generator) -> str:
     """Short name, Fashion200K style: colour, pattern, one distinctive detail, noun."""
     a = spec.as_dict()
     words = [a["colour"], _pick(rng, PATTERN_ADJECTIVE[a["pattern"]])]
-    detail_options = [k for k in ("neckline", "sleeve", "length", "material") if k in a]
+    noun = _pick(rng, SUBCATEGORY_SYNONYMS[spec.subcategory])
+    detail_options = [k for k in ("neckline", "sleeve", "length", "material") if k in a and a[k] not in noun]
     if detail_options and rng.random() < 0.7:
         k = detail_options[int(rng.integers(len(detail_options)))]
-        table = {"neckline": NECKLINE_PHRASE, "sleeve": SLEEVE_PHRASE, "length": LENGTH_PHRASE,
-                 "material": MATERIAL_PHRASE}[k]
-        words.append(table[a[k]][0].replace(" collar", "").replace(" length", "").replace(" sleeve", "-sleeve"))
-    words.append(_pick(rng, SUBCATEGORY_SYNONYMS[spec.subcategory]))
+        words.append(TITLE_DETAIL[k][a[k]])
+    words.append(noun)
     return " ".join(w for w in words if w)
 
 
