@@ -62,3 +62,27 @@ def test_errors_are_one_line_naming_the_input(tmp_path):
 
     r = run_cli("synth", "--out", str(tmp_path / "o"), "--image-size", "5")
     assert r.returncode != 0 and "Traceback" not in r.stderr
+
+
+def test_inspect_stops_at_a_bad_item_or_skips_and_reports_it(tmp_path):
+    out = tmp_path / "w"
+    assert run_cli("synth", "--out", str(out), "--products", "10", "--seed", "4", "--image-size", "32").returncode == 0
+    images = sorted((out / "fashioniq" / "images").iterdir())
+    images[0].unlink()  # a gallery image that triplets or splits refer to
+    (out / "catalog" / "catalog.jsonl").open("a").write("{not json\n")
+    r = run_cli("data", "inspect", str(out / "fashioniq"))
+    assert r.returncode == 1 and images[0].name in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("data", "inspect", str(out / "catalog"))
+    assert r.returncode == 1 and "catalog.jsonl" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("data", "inspect", str(out / "catalog"), "--skip-bad", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["skipped"] == 1 and "catalog.jsonl" in summary["skipped_examples"][0]
+
+    truncated = sorted((out / "fashion200k").rglob("*.jpeg"))[0]
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    assert run_cli("data", "inspect", str(out / "fashion200k")).returncode == 0  # no decode without the flag
+    r = run_cli("data", "inspect", str(out / "fashion200k"), "--check-images")
+    assert r.returncode == 1 and truncated.name in r.stderr
+    r = run_cli("data", "inspect", str(out / "fashion200k"), "--check-images", "--skip-bad", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["skipped"] == 1
