@@ -191,7 +191,13 @@ def build_catalog(config: CatalogConfig) -> Catalog:
             for j in order[: config.triplets_per_reference]:
                 tgt = candidates[int(j)]
                 changes = tuple(changes_between(ref.spec, tgt.spec))
-                captions = (texts.relative_caption(list(changes), rng), texts.relative_caption(list(changes), rng))
+                first = texts.relative_caption(list(changes), rng)
+                second = texts.relative_caption(list(changes), rng)
+                for _ in range(10):  # two annotators rarely write the very same words
+                    if second != first:
+                        break
+                    second = texts.relative_caption(list(changes), rng)
+                captions = (first, second)
                 triplets.append(CatalogTriplet(FASHIONIQ_CATEGORY[ref.subcategory], split, ref.product_id,
                                                tgt.product_id, changes, captions))
     return Catalog(config, tuple(products), tuple(triplets), tuple(sorted(held)))
