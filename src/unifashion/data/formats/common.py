@@ -11,6 +11,8 @@ quality 95, 4:4:4) so that the same inputs give byte-identical files.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import io
 import json
 import logging
@@ -174,3 +176,17 @@ def check_name(value: str, what: str) -> str:
             or any(c in value for c in "\n\r\t\0"):
         raise DataError(f"{what}: not usable as a file name: {value!r}")
     return value
+
+
+def two_column_lines(path: Path, expected: str, bad: BadItems) -> Iterator[tuple[str, str, str]]:
+    """(where, first, second) per non-empty line of a whitespace-separated two-column text file;
+    a line with another number of fields is a bad item ("expected `expected`")."""
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        parts = line.split()
+        if len(parts) != 2:
+            bad.bad(where, f"expected '{expected}', got {len(parts)} fields")
+            continue
+        yield where, parts[0], parts[1]

@@ -34,7 +34,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image
 
 from unifashion.data.formats.common import (BadItems, LoadReport, check_name, check_split, check_text_field,
-                                            image_problem, require_dir, save_image_atomic, write_text_atomic)
+                                            image_problem, require_dir, two_column_lines, save_image_atomic, write_text_atomic)
 from unifashion.data.samples import ImageRef, ImageTextPair
 from unifashion.errors import DataError
 
@@ -134,14 +134,7 @@ def load_test_queries(root: Path, *, skip_bad: bool = False, report: LoadReport 
         raise DataError(f"{path}: Fashion200K test query file not found")
     bad = BadItems(skip_bad, report)
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        parts = line.split()
-        if len(parts) != 2:
-            bad.bad(where, f"expected 'source_path target_path', got {len(parts)} fields")
-            continue
+    for where, *parts in two_column_lines(path, "source_path target_path", bad):
         problems = [p for p in (image_problem(root / q, check_images) if _safe_rel(q) else f"bad image path {q!r}"
                                 for q in parts) if p]
         if problems:

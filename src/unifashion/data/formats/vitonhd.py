@@ -53,7 +53,7 @@ from PIL import Image
 
 from unifashion.data.formats.common import (BadItems, LoadReport, as_pil, check_name, check_split,
                                             check_text_field, image_problem, json_dumps,
-                                            read_json_file, require_dir, save_image_atomic, write_bytes_atomic,
+                                            read_json_file, require_dir, two_column_lines, save_image_atomic, write_bytes_atomic,
                                             write_text_atomic)
 from unifashion.data.samples import ImageRef, TryOnSample
 from unifashion.errors import DataError
@@ -131,18 +131,10 @@ def read_pairs(root: Path, split: str, paired: bool, bad: BadItems) -> list[tupl
     if not path.is_file():
         raise DataError(f"{path}: VITON-HD pair list not found")
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
+    for where, person, cloth in two_column_lines(path, "person.jpg cloth.jpg", bad):
+        if any("/" in q or "\\" in q or q.startswith(".") for q in (person, cloth)):
+            bad.bad(where, f"bad image name in {person!r} {cloth!r}")
             continue
-        where = f"{path}:{lineno}"
-        parts = line.split()
-        if len(parts) != 2:
-            bad.bad(where, f"expected 'person.jpg cloth.jpg', got {len(parts)} fields")
-            continue
-        if any("/" in q or "\\" in q or q.startswith(".") for q in parts):
-            bad.bad(where, f"bad image name in {line!r}")
-            continue
-        person, cloth = parts
         out.append((where, person, person if paired else cloth))
     return out
 
