@@ -1,0 +1,366 @@
+"""UniFashion: one Q-Former whose queries serve retrieval, captioning and generation (paper §3).
+
+    images ─▶ FrozenImageEncoder ─▶ tokens (B, N, D) ─▶ QFormer ─┬─▶ image_embeds (B, 32, E)   retrieval
+    texts  ─▶ tokenizer ──────────────────────────────▶ QFormer ─┼─▶ text_embeds (T, E)        retrieval
+    image + modification text ───────────────────────▶ QFormer ─┼─▶ composed_embeds (B, E)    composed retrieval
+                                                                 ├─▶ adapters.to_llm ─▶ Captioner ─▶ captions
+                                                                 └─▶ adapters.to_condition ─▶ Generator ─▶ images
+
+Saved layout (`save_pretrained(dir)`): `config.json`, `qformer.safetensors`, `adapters.safetensors`
+(+ the ITC temperature), `tokenizer/`, `captioner/` (LoRA weights; the whole LM when it is a random
+test model), `generator/` (diffusers layout), and `image_encoder.safetensors` only when the frozen
+encoder is random (pretrained encoders are referenced by path: they are never trained).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from unifashion.config import from_dict, read_mapping, to_dict
+from unifashion.data.samples import ImageRef
+from unifashion.errors import ConfigError, DataError
+from unifashion.models.adapters import AdapterConfig, TaskAdapters
+from unifashion.models.captioner import STYLES, Captioner, CaptionerConfig
+from unifashion.models.generator import Generator, GeneratorConfig
+from unifashion.models.image_encoder import FeatureCache, FrozenImageEncoder, ImageEncoderConfig
+from unifashion.models.qformer import ComposedFeatures, ImageFeatures, QFormer, QFormerConfig, TextFeatures
+
+CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1
+NAMED_CONFIGS = ("embedded", "paper", "tiny")  # YAML files shipped in unifashion/configs/
+
+
+@dataclass(frozen=True)
+class UniFashionConfig:
+    image_encoder: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)  # frozen backbone
+    qformer: QFormerConfig = field(default_factory=QFormerConfig)  # the multimodal encoder
+    captioner: CaptionerConfig = field(default_factory=CaptionerConfig)  # LLM + LoRA
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)  # latent diffusion
+    max_text_length: int = 64  # Q-Former text tokens (longer texts are truncated)
+    temperature: float = 0.07  # initial ITC temperature (learnable, as BLIP-2)
+    classify_template: str = "a photo of a {label}"  # zero-shot prompt per label
+
+
+def load_config(name_or_path: str | Path) -> UniFashionConfig:
+    """A shipped config by name (embedded, paper, tiny) or a YAML/JSON file."""
+    path = Path(name_or_path)
+    if str(name_or_path) in NAMED_CONFIGS:
+        path = Path(str(resources.files("unifashion") / "configs" / f"{name_or_path}.yaml"))
+    elif not path.is_file():
+        raise ConfigError(f"{name_or_path}: no such config file (or a name: {', '.join(NAMED_CONFIGS)})")
+    return config_from_dict(read_mapping(path), where=str(path))
+
+
+def config_from_dict(data: dict, where: str = "config") -> UniFashionConfig:
+    try:
+        return from_dict(UniFashionConfig, data, where)
+    except ValueError as e:  # the parts' own checks (generator, captioner) raise ValueError
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _load_images(images: Sequence[Image.Image | str | Path]) -> list[Image.Image]:
+    if images is None or len(images) == 0:
+        raise DataError("no images given")
+    out = []
+    for i, im in enumerate(images):
+        if isinstance(im, (str, Path)):
+            im = ImageRef(Path(im)).load()
+        elif not isinstance(im, Image.Image):
+            raise DataError(f"image {i} is a {type(im).__name__}, not a PIL image or a path")
+        out.append(im)
+    return out
+
+
+class UniFashion(nn.Module):
+    """The unified model. Build with `from_config`, load with `from_pretrained`."""
+
+    def __init__(self, config: UniFashionConfig, *, image_encoder: FrozenImageEncoder, qformer: QFormer,
+                 tokenizer, captioner: Captioner, generator: Generator):
+        super().__init__()
+        if qformer.config.encoder_hidden_size != image_encoder.hidden_size:
+            raise ConfigError(f"qformer.encoder_hidden_size is {qformer.config.encoder_hidden_size} but the image "
+                              f"encoder gives {image_encoder.hidden_size}-wide tokens")
+        if generator.config.num_queries != qformer.config.num_query_tokens:
+            raise ConfigError(f"generator.num_queries is {generator.config.num_queries} but the Q-Former has "
+                              f"{qformer.config.num_query_tokens} queries")
+        self.config = config
+        self.image_encoder = image_encoder
+        self.qformer = qformer
+        self.tokenizer = tokenizer
+        self.captioner = captioner
+        self.generator = generator
+        self.adapters = TaskAdapters(AdapterConfig(query_dim=qformer.config.hidden_size,
+                                                   llm_dim=captioner.hidden_size,
+                                                   condition_dim=generator.config.cross_attention_dim))
+        self.temperature = nn.Parameter(torch.tensor(config.temperature))  # ITC temperature, learnable
+        self.feature_cache: FeatureCache | None = None  # set by `use_feature_cache`
+
+    # ---- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: UniFashionConfig | str | Path = "embedded") -> "UniFashion":
+        """Build every part from its source (packaged weights, user directories or random)."""
+        if not isinstance(config, UniFashionConfig):
+            config = load_config(config)
+        image_encoder = FrozenImageEncoder(config.image_encoder)
+        qformer = QFormer.from_config(config.qformer)
+        tokenizer = qformer.tokenizer()
+        captioner = Captioner(config.captioner, tokenizer=_llm_tokenizer_for_random(config.captioner, tokenizer))
+        generator = Generator(config.generator)
+        model = cls(config, image_encoder=image_encoder, qformer=qformer, tokenizer=tokenizer, captioner=captioner,
+                    generator=generator)
+        return model.eval()  # inference by default (no dropout); trainers call .train()
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the model to `directory` atomically (a temporary folder renamed into place)."""
+        directory = Path(directory)
+        tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        config = self.config
+        if self.generator.config != config.generator:  # loading a pretrained SD dir fills in its sizes
+            config = replace(config, generator=self.generator.config)
+        (tmp / CONFIG_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, **to_dict(config)}, indent=2) + "\n")
+        save_file(_contiguous(self.qformer.state_dict()), tmp / "qformer.safetensors")
+        save_file(_contiguous({**self.adapters.state_dict(), "temperature": self.temperature.detach()}),
+                  tmp / "adapters.safetensors")
+        self.tokenizer.save_pretrained(str(tmp / "tokenizer"))
+        if config.image_encoder.random_init:
+            save_file(_contiguous(self.image_encoder.state_dict()), tmp / "image_encoder.safetensors")
+        if config.captioner.source == "random":  # a random test LM exists nowhere else
+            save_file(_contiguous(self.captioner.state_dict()), tmp / "captioner.safetensors")
+            self.captioner.tokenizer.save_pretrained(str(tmp / "captioner_tokenizer"))
+        else:
+            self.captioner.save_lora(tmp / "captioner")
+        self.generator.save_pretrained(tmp / "generator")
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "UniFashion":
+        directory = Path(directory)
+        config_file = directory / CONFIG_FILE
+        if not config_file.is_file():
+            raise ConfigError(f"{directory}: not a saved UniFashion model (no {CONFIG_FILE})")
+        data = read_mapping(config_file)
+        version = data.pop("format_version", None)
+        if version != FORMAT_VERSION:
+            raise ConfigError(f"{config_file}: format_version {version!r} is not {FORMAT_VERSION}")
+        config = config_from_dict(data, where=str(config_file))
+
+        image_encoder = FrozenImageEncoder(config.image_encoder)
+        if config.image_encoder.random_init:
+            _load_into(image_encoder, directory / "image_encoder.safetensors")
+        qformer = QFormer(config.qformer)  # structure only; the trained weights follow
+        _load_into(qformer, directory / "qformer.safetensors")
+        tokenizer = _load_tokenizer(directory / "tokenizer")
+        if config.captioner.source == "random":
+            captioner = Captioner(config.captioner, tokenizer=_load_tokenizer(directory / "captioner_tokenizer"))
+            _load_into(captioner, directory / "captioner.safetensors")
+        else:
+            captioner = Captioner(config.captioner)
+            captioner.load_lora(directory / "captioner")
+        generator = Generator.from_pretrained(directory / "generator")
+        model = cls(config, image_encoder=image_encoder, qformer=qformer, tokenizer=tokenizer, captioner=captioner,
+                    generator=generator)
+        adapters = _read_tensors(directory / "adapters.safetensors")
+        with torch.no_grad():
+            model.temperature.copy_(adapters.pop("temperature"))
+        model.adapters.load_state_dict(adapters)
+        return model.eval()
+
+    def use_feature_cache(self, root: str | Path | None) -> None:
+        """Cache frozen-encoder tokens on disk under `root` (None turns the cache off)."""
+        self.feature_cache = FeatureCache(Path(root), self.image_encoder) if root is not None else None
+
+    # ---- inputs -------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return self.temperature.device
+
+    def image_tokens(self, images: Sequence[Image.Image | str | Path]) -> torch.Tensor:
+        """Frozen-encoder tokens (B, N, D), from the feature cache when one is set."""
+        pil = _load_images(images)
+        if self.feature_cache is not None:
+            return self.feature_cache.encode(pil).to(self.device)  # (B, N, D)
+        pixels = self.image_encoder.preprocess(pil).to(self.device)  # (B, 3, S, S)
+        with torch.no_grad():
+            return self.image_encoder(pixels)  # (B, N, D)
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q-Former input ids and attention mask (B, L); an empty text is an error naming it."""
+        if texts is None or len(texts) == 0:
+            raise DataError("no texts given")
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise DataError(f"text {i} is a {type(t).__name__}, not a string")
+            if not t.strip():
+                raise DataError(f"text {i} is empty")
+        enc = self.tokenizer(list(texts), padding="longest", truncation=True, max_length=self.config.max_text_length,
+                             return_tensors="pt")
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)  # (B, L), (B, L)
+
+    # ---- retrieval ----------------------------------------------------------------------------
+
+    def encode_image(self, images: Sequence[Image.Image | str | Path]) -> ImageFeatures:
+        """Z_I (B, 32, H) and the normalised query embeddings (B, 32, E)."""
+        return self.qformer.image_features(self.image_tokens(images))
+
+    def encode_text(self, texts: Sequence[str]) -> TextFeatures:
+        """e_cls of each text alone (unimodal mask): (T, E) normalised."""
+        return self.qformer.text_features(*self.tokenize(texts))
+
+    def encode_composed(self, images: Sequence[Image.Image | str | Path], texts: Sequence[str]) -> ComposedFeatures:
+        """Reference image + modification text -> Z_R (B, 32, H) and the composed query (B, E)."""
+        tokens = self.image_tokens(images)
+        ids, mask = self.tokenize(texts)
+        if tokens.shape[0] != ids.shape[0]:
+            raise DataError(f"{tokens.shape[0]} images but {ids.shape[0]} texts")
+        return self.qformer.composed_features(tokens, ids, mask)
+
+    @staticmethod
+    def similarity(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+        """(B, Q, E) x (T, E) -> (B, T): the best-matching query's dot product (BLIP-2)."""
+        return QFormer.similarity(image_embeds, text_embeds)
+
+    def itm_score(self, images: Sequence[Image.Image | str | Path], texts: Sequence[str]) -> torch.Tensor:
+        """Probability that each image matches its text (B,), from the ITM head."""
+        tokens = self.image_tokens(images)
+        ids, mask = self.tokenize(texts)
+        if tokens.shape[0] != ids.shape[0]:
+            raise DataError(f"{tokens.shape[0]} images but {ids.shape[0]} texts")
+        return self.qformer.itm_logits(tokens, ids, mask).softmax(dim=-1)[:, 1]  # (B,)
+
+    def classify(self, images: Sequence[Image.Image | str | Path], labels: Sequence[str]) -> torch.Tensor:
+        """Zero-shot: probabilities (B, L) over `labels` from image-text similarity of prompts."""
+        if not labels:
+            raise DataError("no labels given")
+        prompts = [self.config.classify_template.format(label=label) for label in labels]
+        sims = self.similarity(self.encode_image(images).image_embeds, self.encode_text(prompts).text_embeds)  # (B, L)
+        return (sims / self.temperature).softmax(dim=-1)
+
+    # ---- generation ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def caption(self, images: Sequence[Image.Image | str | Path], style: str = "professional", *,
+                num_beams: int = 1, max_new_tokens: int | None = None) -> list[str]:
+        """Captions in a style (short, professional, detailed), from the image alone."""
+        if style not in STYLES:
+            raise DataError(f"unknown caption style '{style}' (known: {', '.join(STYLES)})")
+        queries = self.encode_image(images).query_output  # (B, 32, H)
+        return self.captioner.generate(self.adapters.soft_prompt(queries), style, num_beams=num_beams,
+                                       max_new_tokens=max_new_tokens)
+
+    def condition_queries(self, images: Sequence[Image.Image | str | Path] | None = None,
+                          texts: Sequence[str] | None = None) -> torch.Tensor:
+        """The 32 query outputs that condition generation: Z_I (image), Z_R (image + text).
+
+        Text alone is composed with a blank white image: the queries always exist, and "design
+        from words" is a modification of an empty canvas.
+        """
+        if images is None and texts is None:
+            raise DataError("generation needs a text, an image or both")
+        if images is None:
+            size = self.config.image_encoder.image_size
+            images = [Image.new("RGB", (size, size), (255, 255, 255)) for _ in texts]
+        if texts is None:
+            return self.encode_image(images).query_output  # (B, 32, H)
+        return self.encode_composed(images, texts).queries  # (B, 32, H)
+
+    @torch.no_grad()
+    def generate(self, texts: Sequence[str] | None = None, images: Sequence[Image.Image | str | Path] | None = None,
+                 *, steps: int = 25, sampler: str = "dpm++", guidance_scale: float = 3.0, seed: int = 0,
+                 extra_channels: torch.Tensor | None = None, progress=None) -> list[Image.Image]:
+        """Images from words, a reference image or both (+ try-on channels for an inpainting model).
+
+        Stages: 1. condition queries  2. adapter to the UNet's space  3. sampling  4. PIL images.
+        """
+        queries = self.condition_queries(images, texts)  # (B, 32, H)
+        condition = self.adapters.condition(queries)  # (B, 32, Dc)
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        pixels = self.generator.sample(condition, extra_channels=extra_channels, sampler=sampler, steps=steps,
+                                       guidance_scale=guidance_scale, generator=generator, progress=progress)
+        arrays = (pixels.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)  # (B, H, W, 3)
+        return [Image.fromarray(a, "RGB") for a in arrays]
+
+    # ---- inspection ---------------------------------------------------------------------------
+
+    def parts_summary(self) -> list[dict]:
+        """Per part: parameter count, trainable count, and where the weights came from."""
+        c = self.config
+
+        def counts(module: nn.Module) -> tuple[int, int]:
+            total = sum(p.numel() for p in module.parameters())
+            trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+            return total, trainable
+
+        rows = []
+        sources = {
+            "image_encoder": (self.image_encoder, "random" if c.image_encoder.random_init else
+                              c.image_encoder.pretrained or f"{c.image_encoder.backbone} (packaged ImageNet weights)"),
+            "qformer": (self.qformer, {"minilm": f"MiniLM {c.qformer.pretrained or '(packaged)'} + new cross-attention",
+                                       "blip2": f"BLIP-2 {c.qformer.pretrained}", "random": "random"}[c.qformer.init]),
+            "adapters": (self.adapters, "new"),
+            "captioner": (self.captioner, {"smollm2_gguf": "SmolLM2-135M-Instruct (packaged GGUF) + LoRA",
+                                           "directory": f"{c.captioner.path} + LoRA",
+                                           "random": "random + LoRA"}[c.captioner.source]),
+            "generator": (self.generator, "scratch (trained here)" if c.generator.source == "scratch"
+                          else f"Stable Diffusion {c.generator.path}"),
+        }
+        for name, (module, source) in sources.items():
+            total, trainable = counts(module)
+            rows.append({"part": name, "parameters": total, "trainable": trainable,
+                         "frozen": total - trainable, "source": source})
+        return rows
+
+
+def _llm_tokenizer_for_random(config: CaptionerConfig, qformer_tokenizer):
+    """A random test LM needs some tokenizer; without a `path` it borrows the Q-Former's (BERT) one."""
+    if config.source != "random" or config.path is not None:
+        return None
+    tok = qformer_tokenizer.__class__.from_pretrained(qformer_tokenizer.name_or_path, local_files_only=True)
+    tok.eos_token = tok.sep_token  # BERT has no EOS: [SEP] ends a caption
+    return tok
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in state.items()}
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing from the saved model")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise ConfigError(f"{path}: cannot read weights ({e})") from None
+
+
+def _load_into(module: nn.Module, path: Path) -> None:
+    state = _read_tensors(path)
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ConfigError(f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def _load_tokenizer(directory: Path):
+    from transformers import AutoTokenizer
+
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: tokenizer missing from the saved model")
+    return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
