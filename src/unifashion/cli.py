@@ -28,6 +28,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Read, check and show datasets in their release formats.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+model_app = typer.Typer(help="Build, load and describe UniFashion models.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
 err = Console(stderr=True)
 
 
@@ -145,6 +147,58 @@ def data_contact_sheet(
         _print_json({"out": str(out), "items": shown})
     else:
         err.print(f"wrote {out} ({len(shown)} products)")
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    """["qformer.pretrained=/m", "generator.image_size=128"] -> nested dict (values parsed as YAML)."""
+    import yaml
+
+    out: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UnifashionError(f"--set {item!r}: expected KEY=VALUE, e.g. qformer.pretrained=/models/blip2")
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    return out
+
+
+@model_app.command("info")
+def model_info(
+    config: Annotated[str, typer.Option(help="A shipped config (embedded, paper, tiny) or a YAML/JSON file.")] = "embedded",
+    model: Annotated[Path | None, typer.Option(help="A saved model directory (instead of --config).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config value: KEY=VALUE (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Build (or load) the model and print each part's parameters, what is frozen and where its weights came from."""
+    from unifashion.config import to_dict
+    from unifashion.models.unified import UniFashion, load_config
+
+    start = time.perf_counter()
+    if model is not None:
+        if set_:
+            raise UnifashionError("--set applies to --config, not to a saved --model")
+        net = UniFashion.from_pretrained(model)
+    else:
+        net = UniFashion.from_config(load_config(config, _parse_overrides(set_ or [])))
+    seconds = time.perf_counter() - start
+    rows = net.parts_summary()
+    summary = {"model": str(model) if model else config, "build_seconds": round(seconds, 2), "parts": rows,
+               "total_parameters": sum(r["parameters"] for r in rows),
+               "trainable_parameters": sum(r["trainable"] for r in rows), "config": to_dict(net.config)}
+    if as_json:
+        _print_json(summary)
+        return
+    table = Table("part", "parameters", "trainable", "frozen", "weights from")
+    for r in rows:
+        table.add_row(r["part"], f"{r['parameters']:,}", f"{r['trainable']:,}", f"{r['frozen']:,}", r["source"])
+    table.add_row("total", f"{summary['total_parameters']:,}", f"{summary['trainable_parameters']:,}",
+                  f"{summary['total_parameters'] - summary['trainable_parameters']:,}", "")
+    Console().print(table)
+    err.print(f"built in {seconds:.1f} s")
 
 
 def main() -> None:

@@ -52,19 +52,32 @@ class UniFashionConfig:
     classify_template: str = "a photo of a {label}"  # zero-shot prompt per label
 
 
-def load_config(name_or_path: str | Path) -> UniFashionConfig:
-    """A shipped config by name (embedded, paper, tiny) or a YAML/JSON file."""
+def load_config(name_or_path: str | Path, overrides: dict | None = None) -> UniFashionConfig:
+    """A shipped config by name (embedded, paper, tiny) or a YAML/JSON file, with nested overrides
+    (e.g. {"qformer": {"pretrained": "/models/blip2"}}) merged in."""
     path = Path(name_or_path)
     if str(name_or_path) in NAMED_CONFIGS:
         path = Path(str(resources.files("unifashion") / "configs" / f"{name_or_path}.yaml"))
     elif not path.is_file():
         raise ConfigError(f"{name_or_path}: no such config file (or a name: {', '.join(NAMED_CONFIGS)})")
-    return config_from_dict(read_mapping(path), where=str(path))
+    data = read_mapping(path)
+    _merge(data, overrides or {})
+    return config_from_dict(data, where=str(path))
+
+
+def _merge(base: dict, overrides: dict) -> None:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
 
 
 def config_from_dict(data: dict, where: str = "config") -> UniFashionConfig:
     try:
         return from_dict(UniFashionConfig, data, where)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}" if not str(e).startswith(where) else str(e)) from None
     except ValueError as e:  # the parts' own checks (generator, captioner) raise ValueError
         raise ConfigError(f"{where}: {e}") from None
 
