@@ -109,29 +109,6 @@ def test_minilm_config_that_does_not_fit_bert_is_refused():
 
 # ---- BLIP-2 checkpoint --------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def blip2_checkpoint(tmp_path_factory):
-    from transformers import Blip2Config, Blip2ForImageTextRetrieval
-
-    torch.manual_seed(0)
-    config = Blip2Config(
-        vision_config=dict(hidden_size=24, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=16, patch_size=8),
-        qformer_config=dict(vocab_size=99, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-                            intermediate_size=37, max_position_embeddings=20, use_qformer_text_input=True),
-        num_query_tokens=4, image_text_hidden_size=16,
-    )
-    reference = Blip2ForImageTextRetrieval(config)
-    with torch.no_grad():  # transformers initialises these to zero/one: make them informative
-        reference.query_tokens.normal_()
-        for name, p in reference.named_parameters():
-            if "LayerNorm" in name or "layernorm" in name or name.endswith("bias"):
-                p.add_(0.1 * torch.randn_like(p))
-    directory = tmp_path_factory.mktemp("blip2")
-    reference.save_pretrained(directory)
-    return directory, reference.eval()
-
-
 def test_blip2_checkpoint_gives_transformers_outputs(blip2_checkpoint):
     directory, reference = blip2_checkpoint
     model = QFormer.load_blip2(directory).eval()
