@@ -179,3 +179,35 @@ def test_blip2_checkpoint_through_our_image_encoder_and_qformer_matches_transfor
         ref_itm = reference(pixel_values=pixels, input_ids=ids, attention_mask=mask, use_image_text_matching_head=True)
     torch.testing.assert_close(sims, ref_itc.logits_per_image, rtol=0, atol=1e-5)
     torch.testing.assert_close(itm, ref_itm.logits_per_image.softmax(-1)[:, 1], rtol=0, atol=1e-5)
+
+
+def test_feature_cache_serves_the_frozen_encoder(tiny, tmp_path):
+    direct = tiny.encode_image(images()).image_embeds
+    tiny.use_feature_cache(tmp_path / "cache")
+    try:
+        first = tiny.encode_image(images()).image_embeds
+        second = tiny.encode_image(images()).image_embeds
+        assert tiny.feature_cache.misses == 2 and tiny.feature_cache.hits == 2
+    finally:
+        tiny.use_feature_cache(None)
+    torch.testing.assert_close(first, direct, rtol=0, atol=1e-5)
+    assert torch.equal(first, second)
+
+
+def test_tryon_generation_with_an_inpainting_model(small_world):
+    from dataclasses import replace
+
+    from unifashion.data.formats import vitonhd
+
+    torch.manual_seed(0)
+    config = load_config("tiny")
+    model = UniFashion.from_config(replace(config, generator=replace(config.generator, inpainting=True)))
+    samples = vitonhd.load(small_world[0] / "vitonhd", "test", paired=False)[:2]
+    extra = model.tryon_channels(samples)
+    c = model.generator.config
+    assert extra.shape == (2, c.latent_channels + 5, c.latent_size, c.latent_size)
+    garments = [s.garment.load() for s in samples]
+    out = model.generate(images=garments, steps=2, extra_channels=extra)
+    assert len(out) == 2 and out[0].size == (c.image_size, c.image_size)
+    with pytest.raises(ConfigError, match="inpainting"):
+        UniFashion.from_config("tiny").tryon_channels(samples)

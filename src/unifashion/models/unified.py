@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from unifashion.config import from_dict, read_mapping, to_dict
-from unifashion.data.samples import ImageRef
+from unifashion.data.samples import ImageRef, TryOnSample
 from unifashion.errors import ConfigError, DataError
 from unifashion.models.adapters import AdapterConfig, TaskAdapters
 from unifashion.models.captioner import STYLES, Captioner, CaptionerConfig
@@ -294,6 +294,32 @@ class UniFashion(nn.Module):
         if texts is None:
             return self.encode_image(images).query_output  # (B, 32, H)
         return self.encode_composed(images, texts).queries  # (B, 32, H)
+
+    @torch.no_grad()
+    def tryon_channels(self, samples: Sequence[TryOnSample]) -> torch.Tensor:
+        """The inpainting model's extra inputs for try-on / design samples, (B, latent_channels + 5, h, w).
+
+        Agnostic (masked) person, inpainting mask, garment sketch (lines = 1; zeros when the sample has
+        none) and pose map, each resized to the generator's square image size.
+        """
+        if not self.generator.config.inpainting:
+            raise ConfigError("this model's generator is not the inpainting variant (generator.inpainting: true)")
+        if not samples:
+            raise DataError("no try-on samples given")
+        size = (self.generator.config.image_size, self.generator.config.image_size)
+
+        def pixels(ref, mode: str) -> torch.Tensor:
+            im = ref.load().convert(mode).resize(size, Image.Resampling.BILINEAR)
+            arr = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)  # (H, W) or (H, W, 3)
+            return arr.permute(2, 0, 1) if arr.ndim == 3 else arr[None]  # (C, H, W)
+
+        masked = torch.stack([pixels(s.agnostic, "RGB") * 2 - 1 for s in samples])  # (B, 3, H, W) in [-1, 1]
+        mask = torch.stack([(pixels(s.agnostic_mask, "L") > 0.5).float() for s in samples])  # (B, 1, H, W)
+        sketch = torch.stack([1 - pixels(s.sketch, "L") if s.sketch is not None else torch.zeros(1, *size)
+                              for s in samples])  # (B, 1, H, W), lines = 1
+        pose = torch.stack([pixels(s.pose_image, "RGB") for s in samples])  # (B, 3, H, W)
+        dev = self.device
+        return self.generator.conditioning_channels(masked.to(dev), mask.to(dev), sketch.to(dev), pose.to(dev))
 
     @torch.no_grad()
     def generate(self, texts: Sequence[str] | None = None, images: Sequence[Image.Image | str | Path] | None = None,
