@@ -41,7 +41,8 @@ demo: install
 	$(BIN)/unifashion synth --out world-demo --products 300 --seed 0 --overwrite
 	$(BIN)/unifashion data inspect world-demo
 	$(BIN)/unifashion data contact-sheet world-demo --out world-demo/contact_sheet.png
-	@echo "demo complete: synthetic world in world-demo/, contact sheet in world-demo/contact_sheet.png"
+	$(BIN)/unifashion model info --config embedded
+	@echo "demo complete: synthetic world in world-demo/, contact sheet in world-demo/contact_sheet.png, embedded model built"
 
 test: install
 	$(BIN)/python -m pytest -p no:cacheprovider
