@@ -99,3 +99,12 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
     assert (out / "keep.txt").read_text() == "mine"
     write_world(out, cfg, overwrite=True)
     assert not (out / "keep.txt").exists() and (out / "manifest.json").exists()
+
+
+def test_fashioniq_image_descriptions_are_the_catalog_detailed_texts(small_world):
+    root, _, config = small_world
+    captions = fashioniq.load_image_captions(root / "fashioniq")
+    cat = build_catalog(config.catalog)
+    assert len(captions) == len(cat.products)
+    p = cat.products[0]
+    assert captions[f"B{p.product_id:09d}"] == p.detailed

@@ -215,6 +215,14 @@ class UniFashion(nn.Module):
         with torch.no_grad():
             return self.image_encoder(pixels)  # (B, N, D)
 
+    def generator_pixels(self, images: Sequence[Image.Image | str | Path]) -> torch.Tensor:
+        """Images as the generator's input: (B, 3, S, S) in [-1, 1] at its square image size."""
+        size = (self.generator.config.image_size, self.generator.config.image_size)
+        arrays = [np.asarray(im.convert("RGB").resize(size, Image.Resampling.BICUBIC), dtype=np.float32)
+                  for im in _load_images(images)]
+        pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1.0  # (B, 3, S, S)
+        return pixels.to(self.device)
+
     def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Q-Former input ids and attention mask (B, L); an empty text is an error naming it."""
         if texts is None or len(texts) == 0:

@@ -17,6 +17,12 @@ Sources checked: ABaldrati/CLIP4Cir `src/data_utils.py` (FashionIQDataset: `capt
 images), BrandonHanx/FAME-ViL `mmf/datasets/builders/fashioniq/database.py` (`cap.{class}.{split}.json`,
 `", ".join(item["captions"])`).
 
+Image descriptions ("Fashion-IQ-cap", paper Appendix C): the release has none; the paper annotates
+the training images with an MLLM. We keep such descriptions beside the release as
+`image_captions.json` ({image name: description}): the synthetic world writes its ground-truth
+detailed descriptions there, and for real Fashion-IQ the captioner writes them (training images,
+prompted only with keywords from the training split's relative captions).
+
 Reader semantics: a triplet whose entry lacks "target" (a release that withholds test targets)
 has `target_id=None, target=None`. Each entry must be an object with a string "candidate", a
 non-empty list of strings "captions" and, if present, a string "target"; otherwise it is a bad
@@ -38,6 +44,7 @@ from unifashion.data.samples import ImageRef, Triplet
 from unifashion.errors import DataError
 
 SPLITS = ("train", "val", "test")
+IMAGE_CAPTIONS = "image_captions.json"
 CAP_RE = re.compile(r"^cap\.([^.]+)\.(train|val|test)\.json$")
 SPLIT_RE = re.compile(r"^split\.([^.]+)\.(train|val|test)\.json$")
 IMAGE_EXTS = (".png", ".jpg")
@@ -66,6 +73,18 @@ def image_path(root: Path, name: str) -> Path:
         if p.is_file():
             return p
     return Path(root) / "images" / f"{name}{IMAGE_EXTS[0]}"
+
+
+def load_image_captions(root: Path) -> dict[str, str]:
+    """{image name: description} from `image_captions.json` (Fashion-IQ-cap); DataError if absent or malformed."""
+    root = _root(root)
+    path = root / IMAGE_CAPTIONS
+    if not path.is_file():
+        raise DataError(f"{path}: no image descriptions (Fashion-IQ-cap); write them with the captioner first")
+    data = read_json_file(path)
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise DataError(f"{path}: expected an object mapping image names to description strings")
+    return data
 
 
 def load_image_split(root: Path, category: str, split: str) -> list[str]:
@@ -160,6 +179,7 @@ class FashionIQWriter:
         self._triplets: dict[tuple[str, str], list[dict]] = {}
         self._splits: dict[tuple[str, str], list[str]] = {}
         self._images: set[str] = set()
+        self._image_captions: dict[str, str] = {}
         self._closed = False
 
     def add_image(self, name: str, image: Image.Image) -> None:
@@ -185,6 +205,11 @@ class FashionIQWriter:
         entry["captions"] = caps
         self._triplets.setdefault((category, split), []).append(entry)
 
+    def add_image_caption(self, name: str, description: str) -> None:
+        """A description of one image (Fashion-IQ-cap), written to image_captions.json on close."""
+        self._image_captions[check_name(name, "Fashion-IQ image name")] = check_text_field(
+            description, "Fashion-IQ image description")
+
     def set_image_split(self, category: str, split: str, names: list[str]) -> None:
         check_split(split, SPLITS, "Fashion-IQ")
         check_name(category, "Fashion-IQ category")
@@ -199,6 +224,8 @@ class FashionIQWriter:
             write_text_atomic(self.root / "captions" / f"cap.{cat}.{split}.json", json_dumps(entries))
         for (cat, split), names in sorted(self._splits.items()):
             write_text_atomic(self.root / "image_splits" / f"split.{cat}.{split}.json", json_dumps(names))
+        if self._image_captions:
+            write_text_atomic(self.root / IMAGE_CAPTIONS, json_dumps(dict(sorted(self._image_captions.items()))))
         self._closed = True
 
     def __enter__(self) -> FashionIQWriter:

@@ -137,6 +137,7 @@ def write_world(out: Path, config: WorldConfig, *, overwrite: bool = False,
             if k == 0:
                 f200k_paths[product.product_id] = rel
                 fiq.add_image(fashioniq_name(product.product_id), image)
+                fiq.add_image_caption(fashioniq_name(product.product_id), product.detailed)
             n_images += 1
         report("render products", i + 1, len(products))
     for w in fg_writers.values():
