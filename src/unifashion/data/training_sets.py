@@ -40,7 +40,7 @@ class ImageTextPairs(Dataset):
         if not samples:
             raise DataError("no image-text pairs to train on")
         self.samples = list(samples)
-        ids = {s.product_id: i for i, s in enumerate(dict.fromkeys(s.product_id for s in self.samples))}
+        ids = {pid: i for i, pid in enumerate(dict.fromkeys(s.product_id for s in self.samples))}
         self._product_index = [ids[s.product_id] for s in self.samples]
 
     def __len__(self) -> int:
