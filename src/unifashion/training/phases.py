@@ -1,0 +1,182 @@
+"""The training phases as configuration: what trains, what is frozen, which losses, which optimiser settings.
+
+Paper §3 / Appendix B, in the order they run:
+  0. `AutoencoderPretraining` — the embedded generator's VAE from scratch (no pretrained one offline).
+  1a. `QFormerPretraining` — Q-Former on image-caption pairs: ITC + ITM (BLIP-2 stage 1).
+  1b. `GenerativeAdaptation` — Q-Former frozen; adapters + LoRA LLM learn ITG, adapters + UNet learn q2I.
+  2. `ComposedFinetuning` — Q-Former tuned on triplets: L_cir + ITG + q2I towards the target; LLM,
+     diffusion and adapters frozen.
+Each phase freezes everything, then unfreezes its own parameters in `parameter_groups`; its `losses`
+returns the unweighted `*_loss` terms and `loss_weights` says how the trainer sums them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from unifashion.losses.autoencoder import AutoencoderLoss
+from unifashion.losses.captioning import CaptionLoss
+from unifashion.losses.composed import ComposedRetrievalLoss
+from unifashion.losses.contrastive import ImageTextContrastiveLoss, clamp_temperature_, similarity_matrix
+from unifashion.losses.diffusion import NoisePredictionLoss
+from unifashion.losses.matching import ImageTextMatchingLoss
+from unifashion.models.unified import UniFashion
+
+
+def _freeze_all(model: UniFashion) -> None:
+    model.requires_grad_(False)
+
+
+def _trainable(*modules_or_params) -> list[torch.nn.Parameter]:
+    params = []
+    for m in modules_or_params:
+        if isinstance(m, torch.nn.Parameter):
+            m.requires_grad_(True)
+            params.append(m)
+        else:
+            m.requires_grad_(True)
+            params.extend(p for p in m.parameters())
+    return params
+
+
+def _lora_parameters(model: UniFashion) -> list[torch.nn.Parameter]:
+    params = [p for n, p in model.captioner.named_parameters() if "lora_" in n]
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+@dataclass(frozen=True)
+class AutoencoderPretraining:
+    name: str = "vae"
+    lr: float = 1e-3  # a small VAE from scratch
+    weight_decay: float = 0.0
+    kl_weight: float = 1e-6
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        return {"recon_loss": 1.0, "kl_loss": 1.0}
+
+    def parameter_groups(self, model: UniFashion) -> list[dict]:
+        _freeze_all(model)
+        return [{"params": _trainable(model.generator.vae), "lr": self.lr, "weight_decay": self.weight_decay}]
+
+    def losses(self, model: UniFashion, batch: dict) -> dict[str, torch.Tensor]:
+        pixels = model.generator_pixels(batch["image"])  # (B, 3, S, S)
+        return AutoencoderLoss(self.kl_weight)(model.generator.vae, pixels)
+
+
+@dataclass(frozen=True)
+class QFormerPretraining:
+    name: str = "phase1a"
+    lr: float = 1e-4  # BLIP-2 stage 1
+    weight_decay: float = 0.05
+    itc_weight: float = 1.0
+    itm_weight: float = 1.0
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        return {"itc_loss": self.itc_weight, "itm_loss": self.itm_weight}
+
+    def parameter_groups(self, model: UniFashion) -> list[dict]:
+        _freeze_all(model)
+        return [{"params": _trainable(model.qformer, model.temperature), "lr": self.lr,
+                 "weight_decay": self.weight_decay}]
+
+    def losses(self, model: UniFashion, batch: dict) -> dict[str, torch.Tensor]:
+        clamp_temperature_(model.temperature)  # BLIP-2 keeps the learnable temperature in range
+        tokens = model.image_tokens(batch["image"])  # (B, N, D), cached frozen features
+        ids, mask = model.tokenize(batch["text"])  # (B, L)
+        product_ids = batch["product_id"].to(tokens.device)  # (B,)
+        image = model.qformer.image_features(tokens)
+        text = model.qformer.text_features(ids, mask)
+        out = ImageTextContrastiveLoss()(image.image_embeds, text.text_embeds, model.temperature, product_ids)
+        # hard negatives are drawn from softmax(sim / temperature), as LAVIS does
+        sim = (similarity_matrix(image.image_embeds, text.text_embeds) / model.temperature).detach()  # (B, B)
+        out.update(ImageTextMatchingLoss()(model.qformer.itm_logits, tokens, ids, mask, sim, sim.t(), product_ids))
+        return out
+
+
+@dataclass(frozen=True)
+class GenerativeAdaptation:
+    name: str = "phase1b"
+    llm_lr: float = 2e-4  # LoRA on the LLM (paper: 2e-5 for Vicuna-7B r128; a 135M LM with r16 needs more)
+    adapter_lr: float = 1e-4
+    diffusion_lr: float = 1e-4  # paper
+    weight_decay: float = 0.0
+    caption_style: str = "professional"  # FashionGen-style descriptions
+    itg_weight: float = 1.0
+    q2i_weight: float = 1.0
+    train_llm: bool = True  # False: diffusion only (ablation "+diffusion without LLM")
+    train_diffusion: bool = True
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        return {"itg_loss": self.itg_weight, "q2i_loss": self.q2i_weight}
+
+    def parameter_groups(self, model: UniFashion) -> list[dict]:
+        _freeze_all(model)
+        groups = [{"params": _trainable(model.adapters), "lr": self.adapter_lr, "weight_decay": self.weight_decay}]
+        if self.train_llm:
+            groups.append({"params": _lora_parameters(model), "lr": self.llm_lr, "weight_decay": self.weight_decay})
+        if self.train_diffusion:
+            groups.append({"params": _trainable(model.generator.unet, model.generator.null_condition),
+                           "lr": self.diffusion_lr, "weight_decay": self.weight_decay})
+        return groups
+
+    def losses(self, model: UniFashion, batch: dict) -> dict[str, torch.Tensor]:
+        with torch.no_grad():  # the Q-Former is frozen in this phase
+            queries = model.encode_image(batch["image"]).query_output  # (B, 32, H)
+        out: dict[str, torch.Tensor] = {}
+        if self.train_llm:
+            lm = model.captioner(model.adapters.soft_prompt(queries), self.caption_style, list(batch["text"]))
+            out.update(CaptionLoss()(lm["logits"], lm["labels"]))
+        if self.train_diffusion:
+            with torch.no_grad():
+                latents = model.generator.encode_images(model.generator_pixels(batch["image"]))  # (B, C, h, w)
+            out.update(NoisePredictionLoss()(model.generator, latents, model.adapters.condition(queries)))
+        return out
+
+
+@dataclass(frozen=True)
+class ComposedFinetuning:
+    name: str = "phase2"
+    lr: float = 2e-5  # SPRC / UniFashion phase 2 on BLIP-2; raise for a small model trained briefly
+    weight_decay: float = 0.05
+    cir_weight: float = 1.0
+    itg_weight: float = 0.1
+    q2i_weight: float = 0.1
+    caption_style: str = "detailed"  # the target's Fashion-IQ-cap style description
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        return {"cir_image_loss": self.cir_weight, "cir_caption_loss": self.cir_weight,
+                "cir_itm_loss": self.cir_weight, "itg_loss": self.itg_weight, "q2i_loss": self.q2i_weight}
+
+    def parameter_groups(self, model: UniFashion) -> list[dict]:
+        _freeze_all(model)  # LLM, diffusion and adapters frozen; gradients still flow through them
+        return [{"params": _trainable(model.qformer, model.temperature), "lr": self.lr,
+                 "weight_decay": self.weight_decay}]
+
+    def losses(self, model: UniFashion, batch: dict) -> dict[str, torch.Tensor]:
+        clamp_temperature_(model.temperature)
+        ref_tokens = model.image_tokens(batch["reference"])  # (B, N, D)
+        tgt_tokens = model.image_tokens(batch["target"])  # (B, N, D)
+        ids, mask = model.tokenize(batch["modification"])  # (B, L)
+        composed = model.qformer.composed_features(ref_tokens, ids, mask)
+        target_image = model.qformer.image_features(tgt_tokens).image_embeds  # (B, 32, E)
+        target_caption = model.qformer.text_features(*model.tokenize(batch["target_caption"])).text_embeds  # (B, E)
+        target_ids = batch["target_id"].to(ref_tokens.device)
+        out = ComposedRetrievalLoss()(composed.composed_embeds, target_image, target_caption, model.temperature,
+                                      itm_logits_fn=model.qformer.itm_logits, target_image_tokens=tgt_tokens,
+                                      mod_ids=ids, mod_mask=mask, target_ids=target_ids)
+        if self.itg_weight:
+            lm = model.captioner(model.adapters.soft_prompt(composed.queries), self.caption_style,
+                                 list(batch["target_caption"]))
+            out.update(CaptionLoss()(lm["logits"], lm["labels"]))
+        if self.q2i_weight:
+            with torch.no_grad():
+                latents = model.generator.encode_images(model.generator_pixels(batch["target"]))
+            out.update(NoisePredictionLoss()(model.generator, latents, model.adapters.condition(composed.queries)))
+        return out

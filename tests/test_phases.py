@@ -1,0 +1,67 @@
+"""Each training phase on the tiny model: finite losses, and only the phase's own parameters move."""
+import pytest
+import torch
+
+from unifashion.data.formats import catalog, fashioniq
+from unifashion.data.training_sets import ComposedTriplets, ImageTextPairs, collate_items
+from unifashion.models.unified import UniFashion
+from unifashion.training.phases import (AutoencoderPretraining, ComposedFinetuning, GenerativeAdaptation,
+                                        QFormerPretraining)
+
+PARTS = ("qformer", "adapters", "captioner", "generator.unet", "generator.vae", "image_encoder")
+
+
+def snapshot(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def moved_parts(model, before):
+    moved = set()
+    for n, p in model.named_parameters():
+        if not torch.equal(before[n], p.detach()):
+            moved.add(next((part for part in PARTS if n.startswith(part)), n))
+    return moved
+
+
+@pytest.fixture(scope="module")
+def batches(small_world):
+    root = small_world[0]
+    pairs = ImageTextPairs(catalog.load(root / "catalog", split="train"))
+    seen, items = set(), []
+    for i in range(len(pairs)):  # distinct products, so ITM has negatives
+        it = pairs[i]
+        if it.product_id not in seen:
+            seen.add(it.product_id)
+            items.append(it)
+        if len(items) == 4:
+            break
+    triplets = ComposedTriplets(fashioniq.load(root / "fashioniq", "train"),
+                                fashioniq.load_image_captions(root / "fashioniq"))
+    return collate_items(items), collate_items([triplets[4 * i] for i in range(4)])
+
+
+@pytest.mark.parametrize("phase, data, expected_losses, expected_parts", [
+    (AutoencoderPretraining(), 0, {"recon_loss", "kl_loss"}, {"generator.vae"}),
+    (QFormerPretraining(), 0, {"itc_loss", "itm_loss"}, {"qformer", "temperature"}),
+    (GenerativeAdaptation(), 0, {"itg_loss", "q2i_loss"}, {"adapters", "captioner", "generator.unet",
+                                                          "generator.null_condition"}),
+    (ComposedFinetuning(), 1, {"cir_image_loss", "cir_caption_loss", "cir_itm_loss", "itg_loss", "q2i_loss"},
+     {"qformer", "temperature"}),
+])
+def test_phase_step_trains_only_its_parameters(batches, phase, data, expected_losses, expected_parts):
+    torch.manual_seed(0)
+    model = UniFashion.from_config("tiny").train()
+    groups = phase.parameter_groups(model)
+    trainable = {id(p) for g in groups for p in g["params"]}
+    assert all(p.requires_grad == (id(p) in trainable) for p in model.parameters())
+    before = snapshot(model)
+    losses = phase.losses(model, batches[data])
+    assert set(losses) == expected_losses
+    assert all(torch.isfinite(v) and v.ndim == 0 for v in losses.values())
+    total = sum(phase.loss_weights.get(k, 1.0) * v for k, v in losses.items())
+    optimizer = torch.optim.SGD(groups, lr=1e-2)
+    total.backward()
+    optimizer.step()
+    moved = moved_parts(model, before)
+    # the learned null condition only gets a gradient when condition dropout picked a row
+    assert moved - {"generator.null_condition"} == expected_parts - {"generator.null_condition"}, moved
