@@ -149,6 +149,53 @@ def data_contact_sheet(
         err.print(f"wrote {out} ({len(shown)} products)")
 
 
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="A dataset folder (catalog, FashionGen, Fashion200K, Fashion-IQ) or a synthetic world.")],
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoints, metrics.jsonl, and the trained model in OUT/model.")],
+    phase: Annotated[str, typer.Option(help="vae | phase1a | phase1b | phase2 (see training/phases.py).")],
+    init: Annotated[Path | None, typer.Option(help="Start from this saved model (e.g. the previous phase's OUT/model).")] = None,
+    config: Annotated[str, typer.Option(help="Model config when not --init: embedded, tiny or a YAML/JSON file.")] = "embedded",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a model config value: KEY=VALUE.")] = None,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.", min=1)] = 1000,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per process per micro-batch.", min=1)] = 32,
+    grad_accumulation: Annotated[int, typer.Option("--grad-accumulation", help="Micro-batches per optimizer step.", min=1)] = 1,
+    lr: Annotated[float | None, typer.Option(help="Learning rate of the phase's main group (default: the phase's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for data order and every random draw.")] = 0,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints.", min=1)] = 100,
+    mixed_precision: Annotated[str, typer.Option("--mixed-precision", help="no | fp16 | bf16 (GPUs).")] = "no",
+    resume: Annotated[bool, typer.Option(help="Continue the run in OUT from its newest checkpoint.")] = False,
+    cache: Annotated[Path | None, typer.Option(help="Frozen image-encoder feature cache (default OUT/feature_cache).")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip and report bad data items.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Train one phase on one CPU, or on many GPUs/machines under `accelerate launch -m unifashion train ...`."""
+    from dataclasses import replace
+
+    from unifashion.models.unified import load_config
+    from unifashion.training import phases
+    from unifashion.training.run import run_phase
+    from unifashion.training.trainer import TrainConfig
+
+    choices = {"vae": phases.AutoencoderPretraining, "phase1a": phases.QFormerPretraining,
+               "phase1b": phases.GenerativeAdaptation, "phase2": phases.ComposedFinetuning}
+    if phase not in choices:
+        raise UnifashionError(f"--phase {phase!r}: expected one of {', '.join(choices)}")
+    chosen = choices[phase]()
+    if lr is not None:
+        main_lr = {"phase1b": "llm_lr"}.get(phase, "lr")
+        chosen = replace(chosen, **{main_lr: lr})
+    model_config = None if init is not None else load_config(config, _parse_overrides(set_ or []))
+    train_config = TrainConfig(steps=steps, batch_size=batch_size, grad_accumulation=grad_accumulation, seed=seed,
+                               checkpoint_every=checkpoint_every, mixed_precision=mixed_precision)
+    summary = run_phase(chosen, data, out, train_config, init=init, model_config=model_config, resume=resume,
+                        cache=cache, progress=not as_json or err.is_terminal, skip_bad=skip_bad)
+    if as_json:
+        _print_json(summary)
+    else:
+        err.print(f"trained {phase} for {summary['steps']} steps; model saved to {summary['model']}")
+
+
 def _parse_overrides(items: list[str]) -> dict:
     """["qformer.pretrained=/m", "generator.image_size=128"] -> nested dict (values parsed as YAML)."""
     import yaml

@@ -1,0 +1,39 @@
+"""`unifashion train` end to end on a tiny model: each phase trains, saves, and the next one starts from it."""
+import json
+import subprocess
+import sys
+
+from unifashion.models.unified import UniFashion
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "unifashion", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_phases_chain_through_saved_models(small_world, tmp_path):
+    world = small_world[0]
+    previous = None
+    for phase in ("vae", "phase1a", "phase1b", "phase2"):
+        start = ["--init", str(previous)] if previous else ["--config", "tiny"]
+        r = run_cli("train", "--data", str(world), "--out", str(tmp_path / phase), "--phase", phase, *start,
+                    "--steps", "3", "--batch-size", "4", "--checkpoint-every", "2", "--json")
+        assert r.returncode == 0, r.stderr[-2000:]
+        summary = json.loads(r.stdout)
+        assert summary["steps"] == 3 and summary["phase"] == phase
+        lines = (tmp_path / phase / "metrics.jsonl").read_text().splitlines()
+        assert lines and json.loads(lines[-1])["step"] == 3
+        previous = tmp_path / phase / "model"
+        assert (previous / "config.json").is_file()
+    model = UniFashion.from_pretrained(previous)  # every other command accepts the trained model
+    assert model.encode_text(["red dress"]).text_embeds.shape[0] == 1
+    # the calibrated VAE scaling factor survives the later phases
+    assert model.generator.vae.config.scaling_factor != 1.0
+
+
+def test_train_refuses_bad_requests(small_world, tmp_path):
+    r = run_cli("train", "--data", str(small_world[0]), "--out", str(tmp_path / "x"), "--phase", "phase9",
+                "--config", "tiny")
+    assert r.returncode == 1 and "phase9" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("train", "--data", str(small_world[0] / "fashioniq"), "--out", str(tmp_path / "y"),
+                "--phase", "phase1a", "--config", "tiny", "--steps", "1")
+    assert r.returncode == 1 and "fashioniq" in r.stderr and len(r.stderr.strip().splitlines()) == 1
