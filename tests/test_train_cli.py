@@ -37,3 +37,27 @@ def test_train_refuses_bad_requests(small_world, tmp_path):
     r = run_cli("train", "--data", str(small_world[0] / "fashioniq"), "--out", str(tmp_path / "y"),
                 "--phase", "phase1a", "--config", "tiny", "--steps", "1")
     assert r.returncode == 1 and "fashioniq" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_two_cpu_processes_under_accelerate_launch(small_world, tmp_path):
+    """Data parallel on 2 CPU processes (gloo): ITC gathers across them; one process writes and reports."""
+    import os
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MASTER_ADDR": "127.0.0.1", "GLOO_SOCKET_IFNAME": "lo"}
+    # accelerate's --cpu runs one process without MPI; --multi_gpu on a machine with no GPU is torchrun + gloo
+    r = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                        "--main_process_port", str(port), "-m", "unifashion", "train", "--data", str(small_world[0]),
+                        "--out", str(tmp_path / "ddp"), "--phase", "phase1a", "--config", "tiny", "--steps", "3",
+                        "--batch-size", "4", "--checkpoint-every", "2", "--json"],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads(r.stdout)  # exactly one JSON document: only the main process prints
+    assert summary["processes"] == 2 and summary["steps"] == 3
+    assert {"itc_loss", "itm_loss"} <= set(summary["losses"])
+    assert len((tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()) >= 1
+    assert UniFashion.from_pretrained(tmp_path / "ddp" / "model").config.qformer.num_query_tokens == 8

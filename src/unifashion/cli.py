@@ -190,6 +190,8 @@ def train(
                                checkpoint_every=checkpoint_every, mixed_precision=mixed_precision)
     summary = run_phase(chosen, data, out, train_config, init=init, model_config=model_config, resume=resume,
                         cache=cache, progress=not as_json or err.is_terminal, skip_bad=skip_bad)
+    if not summary.pop("main_process"):  # under accelerate launch, the main process reports
+        return
     if as_json:
         _print_json(summary)
     else:

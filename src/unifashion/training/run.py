@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 
 from unifashion.data.formats import catalog, fashion200k, fashiongen, fashioniq
 from unifashion.data.formats.detect import detect_format
@@ -74,11 +75,16 @@ def run_phase(phase, data: Path, out: Path, train_config: TrainConfig, *, init: 
     model.use_feature_cache(cache if cache is not None else Path(out) / "feature_cache")
     summary = train(model, phase, pd.dataset, train_config, out, resume=resume, collate_fn=collate_items,
                     progress=progress)
+    state = PartialState()  # the process group accelerate set up (one process when run plainly)
     if isinstance(phase, AutoencoderPretraining):
         # latents must have unit variance for the diffusion schedule: calibrate on training images
         sample = [pd.dataset[i].image for i in range(min(64, len(pd.dataset)))]
         with torch.no_grad():
             summary["vae_scaling_factor"] = model.generator.calibrate_scaling_factor(model.generator_pixels(sample))
     model.eval()
-    saved = model.save_pretrained(Path(out) / MODEL_DIR)
-    return {**summary, "model": str(saved), "data": pd.source, "examples": len(pd.dataset)}
+    saved = Path(out) / MODEL_DIR
+    if state.is_main_process:  # every process holds the same weights after DDP; one writes them
+        model.save_pretrained(saved)
+    state.wait_for_everyone()
+    return {**summary, "model": str(saved), "data": pd.source, "examples": len(pd.dataset),
+            "processes": state.num_processes, "main_process": state.is_main_process}
