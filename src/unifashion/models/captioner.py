@@ -287,11 +287,17 @@ class Captioner(nn.Module):
                 "(the captioning adapter must project the queries to it)"
             )
 
-    def _prompt(self, style: str) -> tuple[list[int], list[int]]:
+    def _prompt(self, style: str, hint: str | None = None) -> tuple[list[int], list[int]]:
         """Token ids of the template around the soft prompt: ("USER: <Img>", "</Img> {instr} Assistant:").
 
         The head is tokenised with the tokenizer's own special tokens (a Llama/Vicuna tokenizer adds
-        BOS there, SmolLM2's adds none); everything after it without."""
+        BOS there, SmolLM2's adds none); everything after it without. A `hint` (Fashion-IQ-Cap's
+        attribute keywords) is appended to the instruction as "Key words: ...".
+        """
+        if hint:
+            head, _ = self._prompt(style)
+            tail_text = TEMPLATE_TAIL.format(instruction=f"{STYLES[style]} Key words: {hint}.")
+            return head, list(self.tokenizer(tail_text, add_special_tokens=False)["input_ids"])
         if style not in self._prompt_ids:
             head = list(self.tokenizer(TEMPLATE_HEAD, add_special_tokens=True)["input_ids"])
             if len(head) > 1 and head[-1] == self.eos_token_id:  # tokenizers set to append EOS too
@@ -320,6 +326,7 @@ class Captioner(nn.Module):
         style: str | Sequence[str],
         answers: Sequence[str] | None = None,
         padding_side: Literal["right", "left"] = "right",
+        hints: Sequence[str | None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Embed "USER: <Img>" + prefix + "</Img> {instruction} Assistant:" [+ " answer" EOS] per sample.
 
@@ -332,6 +339,8 @@ class Captioner(nn.Module):
         styles = self._check_styles(style, batch)
         if answers is not None and len(answers) != batch:
             raise ValueError(f"got {len(answers)} answers for a batch of {batch} prefixes")
+        if hints is not None and (answers is not None or len(hints) != batch):
+            raise ValueError("hints are for generation: one per prefix, and no answers")
         embed = self.lm.get_input_embeddings()
         device, dtype = embed.weight.device, embed.weight.dtype
         prefix_embeds = prefix_embeds.to(device=device, dtype=dtype)  # (B, P, D)
@@ -339,7 +348,7 @@ class Captioner(nn.Module):
         rows: list[torch.Tensor] = []
         row_labels: list[torch.Tensor] = []
         for i, s in enumerate(styles):
-            head, tail = self._prompt(s)
+            head, tail = self._prompt(s, hints[i] if hints is not None else None)
             text_after = tail + (self._answer_ids(s, answers[i]) if answers is not None else [])
             head_t = torch.tensor(head, dtype=torch.long, device=device)
             after_t = torch.tensor(text_after, dtype=torch.long, device=device)
@@ -385,13 +394,14 @@ class Captioner(nn.Module):
         style: str | Sequence[str] = "professional",
         num_beams: int = 1,
         max_new_tokens: int | None = None,
+        hints: Sequence[str | None] | None = None,
     ) -> list[str]:
         """Captions for a batch of soft prompts: greedy (num_beams=1) or beam search, KV cache on."""
         if num_beams < 1:
             raise ValueError(f"num_beams must be >= 1, got {num_beams}")
         max_new_tokens = self.config.max_new_tokens if max_new_tokens is None else max_new_tokens
         # 1. left-padded prompt embeddings, so every row's last position is its "Assistant:"
-        inputs_embeds, attention_mask, _ = self.build_inputs(prefix_embeds, style, None, "left")
+        inputs_embeds, attention_mask, _ = self.build_inputs(prefix_embeds, style, None, "left", hints)
         # 2. decode (eval mode: no LoRA dropout), restoring the caller's mode afterwards
         was_training = self.training
         self.eval()

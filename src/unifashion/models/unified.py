@@ -279,13 +279,15 @@ class UniFashion(nn.Module):
 
     @torch.no_grad()
     def caption(self, images: Sequence[Image.Image | str | Path], style: str = "professional", *,
-                num_beams: int = 1, max_new_tokens: int | None = None) -> list[str]:
-        """Captions in a style (short, professional, detailed), from the image alone."""
+                num_beams: int = 1, max_new_tokens: int | None = None,
+                hints: Sequence[str | None] | None = None) -> list[str]:
+        """Captions in a style (short, professional, detailed) from the image; `hints` add attribute
+        keywords to the instruction (Fashion-IQ-Cap annotation of training images only)."""
         if style not in STYLES:
             raise DataError(f"unknown caption style '{style}' (known: {', '.join(STYLES)})")
         queries = self.encode_image(images).query_output  # (B, 32, H)
         return self.captioner.generate(self.adapters.soft_prompt(queries), style, num_beams=num_beams,
-                                       max_new_tokens=max_new_tokens)
+                                       max_new_tokens=max_new_tokens, hints=hints)
 
     def condition_queries(self, images: Sequence[Image.Image | str | Path] | None = None,
                           texts: Sequence[str] | None = None) -> torch.Tensor:
