@@ -21,7 +21,6 @@ manifest before a single tensor is read; a mismatch is a one-line `CheckpointErr
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from unifashion.fileutil import sha256_file
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -97,7 +98,7 @@ def commit(tmp: Path, step: int) -> Path:
     files = {}
     for path in sorted(tmp.iterdir()):
         if path.is_file() and path.name != MANIFEST:
-            files[path.name] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+            files[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     write_json(tmp / MANIFEST, {"format_version": FORMAT_VERSION, "step": step, "files": files})
     _fsync_dir(tmp)
     final = step_dir(tmp.parent, step)
@@ -161,7 +162,7 @@ def verify(directory: Path) -> dict:
         if size != expected["bytes"]:
             raise CheckpointError(f"{path}: truncated or altered ({size} bytes, the manifest says "
                                   f"{expected['bytes']}); {hint}")
-        if _sha256(path) != expected["sha256"]:
+        if sha256_file(path) != expected["sha256"]:
             raise CheckpointError(f"{path}: corrupt (sha256 does not match the manifest); {hint}")
     return manifest
 
@@ -242,12 +243,6 @@ def optimizer_from_files(tensors: dict[str, torch.Tensor], data: dict, template:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:

@@ -130,11 +130,10 @@ def load(root: Path, split: str, *, skip_bad: bool = False, report: LoadReport |
                     continue
                 if check_images:
                     try:
-                        arr = images[row]
+                        images[row]  # reads the row: a truncated file fails here
                     except (OSError, ValueError) as e:
                         bad.bad(where, f"cannot read '{IMAGE_KEY}' ({e})")
                         continue
-                    del arr
                 extra: dict = {}
                 for key, name in STRING_EXTRA.items():
                     if key in cols:
