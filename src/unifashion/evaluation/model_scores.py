@@ -1,0 +1,94 @@
+"""From a model and a dataset to the score matrices the protocols rank (numpy out).
+
+The protocols (protocols.py) and metrics (metrics.py) are pure functions over these matrices; this
+module is the only place evaluation runs the model.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unifashion.data.formats import fashioniq
+from unifashion.data.samples import ImageRef, ImageTextPair
+from unifashion.errors import DataError
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+def _batches(items: Sequence, size: int):
+    for start in range(0, len(items), size):
+        yield start, items[start:start + size]
+
+
+@torch.no_grad()
+def image_embeddings(model, refs: Sequence[ImageRef], batch_size: int = 32, progress: ProgressFn | None = None,
+                     what: str = "images") -> np.ndarray:
+    """(N, Q, E) normalised query embeddings of each image."""
+    out = []
+    for start, chunk in _batches(list(refs), batch_size):
+        out.append(model.encode_image([r.load() for r in chunk]).image_embeds.float().cpu().numpy())
+        if progress:
+            progress(f"embed {what}", start + len(chunk), len(refs))
+    return np.concatenate(out)  # (N, Q, E)
+
+
+@torch.no_grad()
+def text_embeddings(model, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """(N, E) normalised text embeddings."""
+    return np.concatenate([model.encode_text(list(chunk)).text_embeds.float().cpu().numpy()
+                           for _, chunk in _batches(list(texts), batch_size)])
+
+
+def max_over_queries(image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.ndarray:
+    """(N, Q, E) x (T, E) -> (N, T): BLIP-2's image-text score, the best query's dot product."""
+    return np.einsum("nqe,te->nqt", image_embeds, text_embeds).max(axis=1)
+
+
+def cmr_scores(model, pairs: Sequence[ImageTextPair], batch_size: int = 32,
+               progress: ProgressFn | None = None) -> np.ndarray:
+    """(N, N) image-text scores where image i and text i belong to item i."""
+    if not pairs:
+        raise DataError("no image-text pairs to evaluate")
+    images = image_embeddings(model, [p.image for p in pairs], batch_size, progress)
+    texts = text_embeddings(model, [p.caption for p in pairs])
+    return max_over_queries(images, texts)
+
+
+@torch.no_grad()
+def cir_scores(model, root: Path, split: str, category: str, gallery_captions: dict[str, str] | None = None,
+               batch_size: int = 32, progress: ProgressFn | None = None) -> dict:
+    """Fashion-IQ scores for one category: composed query (reference + "C1 and c2") against the
+    category's gallery, by image (max over the gallery's queries) and, when captions are given, by
+    the gallery captions. Returns {"image": (Q, G), "caption": (Q, G) | None, "target_index": (Q,)}.
+    The reference image stays in the gallery (the CLIP4Cir / SPRC protocol)."""
+    from unifashion.evaluation.protocols import query_text
+
+    triplets = [t for t in fashioniq.load(root, split, category) if t.target_id is not None]
+    gallery = fashioniq.load_image_split(root, category, split)
+    if not triplets or not gallery:
+        raise DataError(f"{root}: no {split} triplets or gallery for category {category}")
+    position = {name: i for i, name in enumerate(gallery)}
+    missing = [t.target_id for t in triplets if t.target_id not in position]
+    if missing:
+        raise DataError(f"{root}: target {missing[0]} is not in the {category} {split} gallery")
+    g_images = image_embeddings(model, [ImageRef(fashioniq.image_path(root, n)) for n in gallery], batch_size,
+                                progress, what=f"{category} gallery")
+    queries = []
+    for _, chunk in _batches(triplets, batch_size):
+        texts = [query_text(*t.modifications[:2]) if len(t.modifications) > 1 else t.modifications[0]
+                 for t in chunk]
+        queries.append(model.encode_composed([t.reference.load() for t in chunk], texts)
+                       .composed_embeds.float().cpu().numpy())
+    q = np.concatenate(queries)  # (Q, E)
+    image_scores = np.einsum("qe,gke->qgk", q, g_images).max(axis=2)  # (Q, G): best gallery query
+    caption_scores = None
+    if gallery_captions is not None:
+        lacking = [n for n in gallery if n not in gallery_captions]
+        if lacking:
+            raise DataError(f"no gallery caption for {lacking[0]} ({len(lacking)} of {len(gallery)} lack one)")
+        caption_scores = q @ text_embeddings(model, [gallery_captions[n] for n in gallery]).T  # (Q, G)
+    return {"image": image_scores, "caption": caption_scores,
+            "target_index": np.array([position[t.target_id] for t in triplets])}
