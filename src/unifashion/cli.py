@@ -240,6 +240,34 @@ def captions(
         err.print(f"wrote {len(result)} captions of {which} images to {out} in {summary['seconds']} s")
 
 
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option(help="Folder for the world, the runs, the trained model and the report.")] = Path("quickstart"),
+    config: Annotated[str, typer.Option(help="Model config: embedded, tiny or a YAML/JSON file.")] = "embedded",
+    products: Annotated[int, typer.Option(min=10)] = 500,
+    image_size: Annotated[int, typer.Option("--image-size", min=32)] = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 16,
+    vae_steps: Annotated[int, typer.Option("--vae-steps", min=1)] = 150,
+    phase1a_steps: Annotated[int, typer.Option("--phase1a-steps", min=1)] = 200,
+    phase1b_steps: Annotated[int, typer.Option("--phase1b-steps", min=1)] = 60,
+    phase2_steps: Annotated[int, typer.Option("--phase2-steps", min=1)] = 60,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics summary as JSON.")] = False,
+) -> None:
+    """Synthetic world -> every training phase -> evaluation of all four tasks before and after -> report."""
+    from unifashion.quickstart import QuickstartConfig, run_quickstart
+
+    qc = QuickstartConfig(model_config=config, products=products, image_size=image_size, seed=seed,
+                          batch_size=batch_size, vae_steps=vae_steps, phase1a_steps=phase1a_steps,
+                          phase1b_steps=phase1b_steps, phase2_steps=phase2_steps)
+    with _StageProgress(quiet=as_json and not err.is_terminal) as progress:
+        summary = run_quickstart(out, qc, progress=progress, log=lambda line: err.print(line))
+    if as_json:
+        _print_json(summary)
+    else:
+        err.print(f"quickstart done in {summary['seconds']:.0f} s: report {out / 'report.md'}, model {summary['model']}")
+
+
 def _parse_overrides(items: list[str]) -> dict:
     """["qformer.pretrained=/m", "generator.image_size=128"] -> nested dict (values parsed as YAML)."""
     import yaml
