@@ -67,7 +67,7 @@ def run_quickstart(out: Path, config: QuickstartConfig = QuickstartConfig(),
     model_config = load_config(config.model_config)
     untrained = UniFashion.from_config(model_config)
     before = timed("evaluate untrained", lambda: evaluate_world(untrained, world, config.evaluation, progress=progress))
-    del untrained
+    untrained = None  # free it before training
     # 3. the phases, each from the previous one's saved model
     cache = out / "feature_cache"
     previous = None
