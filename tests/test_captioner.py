@@ -106,6 +106,11 @@ def test_labels_supervise_only_answer_and_eos(tokenizer):
     assert out["logits"].shape == (B, T, len(tokenizer)) and torch.equal(out["labels"], labels)
 
 
+def test_a_random_lm_is_adapted_whole(tokenizer):
+    model = make(tokenizer, seed=1)
+    assert {id(p) for p in model.adaptation_parameters()} == {id(p) for p in model.parameters()}
+
+
 def test_learns_answer_with_lora_only_and_generates_it(tokenizer):
     model = make(tokenizer, seed=1, lora_dropout=0.0)
     base_before = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
@@ -223,6 +228,8 @@ def test_embedded_smollm2_loads_from_cache_and_generates():
     assert model.hidden_size == 576
     assert model.base_parameters() == 134_515_008  # SmolLM2-135M, tied embeddings
     assert model.trainable_parameters() == 30 * 16 * (1152 + 768 + 768 + 1152)  # LoRA r16 on q, k, v, o
+    # generative adaptation tunes only LoRA on a pretrained LM
+    assert sum(p.numel() for p in model.adaptation_parameters()) == model.trainable_parameters()
     embed = model.lm.get_input_embeddings()
     ids = model.tokenizer(" a red silk dress", add_special_tokens=False, return_tensors="pt")["input_ids"]
     prefix = embed(ids).detach()  # (1, P, 576): a text-like soft prompt

@@ -65,3 +65,13 @@ def test_phase_step_trains_only_its_parameters(batches, phase, data, expected_lo
     moved = moved_parts(model, before)
     # the learned null condition only gets a gradient when condition dropout picked a row
     assert moved - {"generator.null_condition"} == expected_parts - {"generator.null_condition"}, moved
+
+
+def test_zero_weighted_terms_are_not_computed(batches):
+    model = UniFashion.from_config("tiny").train()
+    phase = QFormerPretraining(itm_weight=0.0)
+    phase.parameter_groups(model)
+    assert set(phase.losses(model, batches[0])) == {"itc_loss"}
+    phase = ComposedFinetuning(cir_itm_weight=0.0, itg_weight=0.0, q2i_weight=0.0)
+    phase.parameter_groups(model)
+    assert set(phase.losses(model, batches[1])) == {"cir_image_loss", "cir_caption_loss"}

@@ -18,8 +18,29 @@ def test_quickstart_runs_every_stage_on_a_tiny_model(tmp_path):
     assert "cir.variants.both.avg.score" in summary["after"]  # gallery captions were used
     assert set(summary["timings"]) >= {"synth", "train vae", "train phase1a", "train phase1b", "train phase2"}
     for name in ("report.md", "report.html", "metrics.json", "report_img/losses.png", "report_img/captions.png",
-                 "report_img/generation.png", "gallery_captions.val.json"):
+                 "report_img/generation.png", "report_img/retrieval.png", "report_img/composed.png",
+                 "gallery_captions.val.json"):
         assert (out / name).is_file(), name
     assert json.loads((out / "metrics.json").read_text())["seconds"] == summary["seconds"]
-    assert "| cmr.sample100.mean |" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| cmr.sample100.mean |" in report and "## Targets" in report
+    targets = {t["metric"]: t for t in json.loads((out / "metrics.json").read_text())["targets"]}
+    assert set(targets) == {"cmr.sample100.r1", "cmr.sample100.mean", "cir.avg.score", "cap.bleu4",
+                            "gen.colour_match", "gen.fid"}
+    fid = targets["gen.fid"]
+    assert fid["met"] == (fid["trained"] <= fid["untrained"] / 2)
     UniFashion.from_pretrained(out / "model")  # the trained model every other command accepts
+
+
+def test_target_rows_judge_thresholds_and_the_halved_fid():
+    from unifashion.quickstart import target_rows, with_derived
+
+    before = with_derived({"cmr.sample100.i2t.r1": 10.0, "cmr.sample100.t2i.r1": 20.0, "gen.fid": 300.0})
+    after = with_derived({"cmr.sample100.i2t.r1": 60.0, "cmr.sample100.t2i.r1": 41.0, "gen.fid": 150.0,
+                          "cap.bleu4": 14.9})
+    rows = {r["metric"]: r for r in target_rows(before, after)}
+    assert before["cmr.sample100.r1"] == 15.0 and rows["cmr.sample100.r1"]["trained"] == 50.5
+    assert rows["cmr.sample100.r1"]["met"] and not rows["cap.bleu4"]["met"]
+    assert rows["gen.fid"]["met"]  # 150 <= 300 / 2
+    assert not target_rows({"gen.fid": 300.0}, {"gen.fid": 151.0})[0]["met"]
+    assert "cir.avg.score" not in rows  # not measured: no row

@@ -74,6 +74,23 @@ def test_save_load_round_trip_gives_identical_outputs(tiny, tmp_path):
                           np.asarray(loaded.generate(texts=["red"], steps=2)[0]))
 
 
+def test_tied_lm_weights_save_and_load(tmp_path):
+    """A random captioner with tied input/output embeddings (the quickstart's) survives a round trip."""
+    cfg = load_config("tiny", {"captioner": {"random_config": {"hidden_size": 32, "intermediate_size": 64,
+                                                               "num_hidden_layers": 1, "num_attention_heads": 2,
+                                                               "num_key_value_heads": 2, "tie_word_embeddings": True}}})
+    torch.manual_seed(0)
+    model = UniFashion.from_config(cfg)
+    lm = model.captioner.lm.get_base_model()
+    assert lm.lm_head.weight.data_ptr() == lm.get_input_embeddings().weight.data_ptr()
+    model.save_pretrained(tmp_path / "m")
+    loaded = UniFashion.from_pretrained(tmp_path / "m")
+    lm2 = loaded.captioner.lm.get_base_model()
+    assert lm2.lm_head.weight.data_ptr() == lm2.get_input_embeddings().weight.data_ptr()
+    assert torch.equal(lm2.lm_head.weight, lm.lm_head.weight)
+    assert model.caption(images(), "short", max_new_tokens=4) == loaded.caption(images(), "short", max_new_tokens=4)
+
+
 def test_bad_input_is_one_clear_error(tiny, tmp_path):
     with pytest.raises(DataError, match="no images"):
         tiny.encode_image([])

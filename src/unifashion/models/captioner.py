@@ -18,7 +18,8 @@ Three sources for the LM (``CaptionerConfig.source``):
     file's sha256, and load from the cache afterwards (<1 s).
   * ``directory`` — any transformers causal-LM directory on local disk (Vicuna-7B / LLaVA-1.5's LM at
     paper scale). Never fetched: ``local_files_only``.
-  * ``random`` — a randomly initialised ``LlamaForCausalLM`` (tests), with a tokenizer passed in.
+  * ``random`` — a randomly initialised ``LlamaForCausalLM`` with a tokenizer passed in (tests, and the
+    quickstart's small captioner); generative adaptation trains all of it, not only LoRA.
 
 Training convention: ``forward`` returns logits and labels, transformers-style — ``labels[:, t]`` is the
 token *at* position t (aligned with the inputs, -100 where unsupervised), and the ITG loss shifts:
@@ -250,6 +251,13 @@ class Captioner(nn.Module):
         self._prompt_ids: dict[str, tuple[list[int], list[int]]] = {}  # style -> (head ids, tail ids)
 
     # ---- parameters -----------------------------------------------------------------------------
+
+    def adaptation_parameters(self) -> list[nn.Parameter]:
+        """What generative adaptation trains: the LoRA weights of a pretrained LM; every weight of a
+        random LM (there is nothing pretrained to preserve, and LoRA alone cannot teach it language)."""
+        if self.config.source == "random":
+            return list(self.parameters())
+        return [p for n, p in self.named_parameters() if "lora_" in n]
 
     def trainable_parameters(self) -> int:
         """Number of trainable (LoRA) parameters."""

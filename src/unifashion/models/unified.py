@@ -38,7 +38,7 @@ from unifashion.models.qformer import ComposedFeatures, ImageFeatures, QFormer, 
 
 CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
-NAMED_CONFIGS = ("embedded", "paper", "tiny")  # YAML files shipped in unifashion/configs/
+NAMED_CONFIGS = ("embedded", "quickstart", "paper", "tiny")  # YAML files shipped in unifashion/configs/
 
 
 @dataclass(frozen=True)
@@ -388,7 +388,16 @@ def _llm_tokenizer_for_random(config: CaptionerConfig, qformer_tokenizer):
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    """Contiguous CPU tensors for safetensors, which refuses tensors that share memory: a tied weight
+    (an LM's embedding and output head) is written once per name, as a copy."""
+    out, seen = {}, set()
+    for k, v in state.items():
+        v = v.detach().contiguous().cpu()
+        if v.data_ptr() in seen:
+            v = v.clone()
+        seen.add(v.data_ptr())
+        out[k] = v
+    return out
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:

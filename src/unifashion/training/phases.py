@@ -7,7 +7,9 @@ Paper §3 / Appendix B, in the order they run:
   2. `ComposedFinetuning` — Q-Former tuned on triplets: L_cir + ITG + q2I towards the target; LLM,
      diffusion and adapters frozen.
 Each phase freezes everything, then unfreezes its own parameters in `parameter_groups`; its `losses`
-returns the unweighted `*_loss` terms and `loss_weights` says how the trainer sums them.
+returns the unweighted `*_loss` terms and `loss_weights` says how the trainer sums them. A term whose
+weight is 0 is not computed at all (ITM is ~70% of a phase-1a step on 2 cores; the quickstart turns it
+off when its budget cannot make it learn).
 """
 from __future__ import annotations
 
@@ -40,8 +42,8 @@ def _trainable(*modules_or_params) -> list[torch.nn.Parameter]:
     return params
 
 
-def _lora_parameters(model: UniFashion) -> list[torch.nn.Parameter]:
-    params = [p for n, p in model.captioner.named_parameters() if "lora_" in n]
+def _captioner_parameters(model: UniFashion) -> list[torch.nn.Parameter]:
+    params = model.captioner.adaptation_parameters()  # LoRA, or the whole LM when it is random
     for p in params:
         p.requires_grad_(True)
     return params
@@ -92,6 +94,8 @@ class QFormerPretraining:
         image = model.qformer.image_features(tokens)
         text = model.qformer.text_features(ids, mask)
         out = ImageTextContrastiveLoss()(image.image_embeds, text.text_embeds, model.temperature, product_ids)
+        if not self.itm_weight:
+            return out
         # hard negatives are drawn from softmax(sim / temperature), as LAVIS does
         sim = (similarity_matrix(image.image_embeds, text.text_embeds) / model.temperature).detach()  # (B, B)
         out.update(ImageTextMatchingLoss()(model.qformer.itm_logits, tokens, ids, mask, sim, sim.t(), product_ids))
@@ -119,7 +123,7 @@ class GenerativeAdaptation:
         _freeze_all(model)
         groups = [{"params": _trainable(model.adapters), "lr": self.adapter_lr, "weight_decay": self.weight_decay}]
         if self.train_llm:
-            groups.append({"params": _lora_parameters(model), "lr": self.llm_lr, "weight_decay": self.weight_decay})
+            groups.append({"params": _captioner_parameters(model), "lr": self.llm_lr, "weight_decay": self.weight_decay})
         if self.train_diffusion:
             groups.append({"params": _trainable(model.generator.unet, model.generator.null_condition),
                            "lr": self.diffusion_lr, "weight_decay": self.weight_decay})
@@ -144,7 +148,8 @@ class ComposedFinetuning:
     name: str = "phase2"
     lr: float = 2e-5  # SPRC / UniFashion phase 2 on BLIP-2; raise for a small model trained briefly
     weight_decay: float = 0.05
-    cir_weight: float = 1.0
+    cir_weight: float = 1.0  # the two ITC terms of L_cir
+    cir_itm_weight: float = 1.0  # the ITM(t, Z_T) term of L_cir
     itg_weight: float = 0.1
     q2i_weight: float = 0.1
     caption_style: str = "detailed"  # the target's Fashion-IQ-cap style description
@@ -152,7 +157,7 @@ class ComposedFinetuning:
     @property
     def loss_weights(self) -> dict[str, float]:
         return {"cir_image_loss": self.cir_weight, "cir_caption_loss": self.cir_weight,
-                "cir_itm_loss": self.cir_weight, "itg_loss": self.itg_weight, "q2i_loss": self.q2i_weight}
+                "cir_itm_loss": self.cir_itm_weight, "itg_loss": self.itg_weight, "q2i_loss": self.q2i_weight}
 
     def parameter_groups(self, model: UniFashion) -> list[dict]:
         _freeze_all(model)  # LLM, diffusion and adapters frozen; gradients still flow through them
@@ -168,9 +173,10 @@ class ComposedFinetuning:
         target_image = model.qformer.image_features(tgt_tokens).image_embeds  # (B, 32, E)
         target_caption = model.qformer.text_features(*model.tokenize(batch["target_caption"])).text_embeds  # (B, E)
         target_ids = batch["target_id"].to(ref_tokens.device)
+        itm = ({"itm_logits_fn": model.qformer.itm_logits, "target_image_tokens": tgt_tokens, "mod_ids": ids,
+                "mod_mask": mask} if self.cir_itm_weight else {})
         out = ComposedRetrievalLoss()(composed.composed_embeds, target_image, target_caption, model.temperature,
-                                      itm_logits_fn=model.qformer.itm_logits, target_image_tokens=tgt_tokens,
-                                      mod_ids=ids, mod_mask=mask, target_ids=target_ids)
+                                      target_ids=target_ids, **itm)
         if self.itg_weight:
             lm = model.captioner(model.adapters.soft_prompt(composed.queries), self.caption_style,
                                  list(batch["target_caption"]))

@@ -334,7 +334,7 @@ def _check_terms(terms: Any, keys: list[str] | None, weights: dict[str, float], 
     if not found:
         raise TrainingError(f"phase {phase}: losses() returned no *_loss term (got {sorted(terms)})")
     if keys is None:
-        unknown = sorted(set(weights) - set(found))
+        unknown = sorted(k for k, w in weights.items() if w and k not in found)  # a 0-weight term may be skipped
         if unknown:
             raise ConfigError(f"phase {phase}: loss_weights names {unknown[0]!r}, which losses() does not return "
                               f"(it returns {', '.join(found)})")
