@@ -1,4 +1,4 @@
-# make demo  — install into .venv and run the main job on the embedded default
+# make demo  — install into .venv and run the main job (the quickstart, ~30 min on 2 cores)
 # make test  — install into .venv and run the test suite (offline)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -38,11 +38,8 @@ $(STAMP):
 	@echo "install complete: $(VENV)"
 
 demo: install
-	$(BIN)/unifashion synth --out world-demo --products 300 --seed 0 --overwrite
-	$(BIN)/unifashion data inspect world-demo
-	$(BIN)/unifashion data contact-sheet world-demo --out world-demo/contact_sheet.png
-	$(BIN)/unifashion model info --config embedded
-	@echo "demo complete: synthetic world in world-demo/, contact sheet in world-demo/contact_sheet.png, embedded model built"
+	$(BIN)/unifashion quickstart --out quickstart
+	@echo "demo complete: report in quickstart/report.md (and .html), trained model in quickstart/model"
 
 test: install
 	$(BIN)/python -m pytest -p no:cacheprovider
@@ -53,4 +50,4 @@ contact-sheet: install
 	$(BIN)/unifashion data contact-sheet world-sheet --out docs/img/synthetic.png --n 30
 
 clean:
-	rm -rf $(VENV) world-demo world-sheet
+	rm -rf $(VENV) quickstart world-demo world-sheet

@@ -75,3 +75,11 @@ def test_zero_weighted_terms_are_not_computed(batches):
     phase = ComposedFinetuning(cir_itm_weight=0.0, itg_weight=0.0, q2i_weight=0.0)
     phase.parameter_groups(model)
     assert set(phase.losses(model, batches[1])) == {"cir_image_loss", "cir_caption_loss"}
+
+
+def test_generative_adaptation_can_train_the_diffusion_alone(batches):
+    model = UniFashion.from_config("tiny").train()
+    phase = GenerativeAdaptation(train_llm=False)
+    phase.parameter_groups(model)
+    assert set(phase.losses(model, batches[0])) == {"q2i_loss"}
+    assert phase.loss_weights["itg_loss"] == 0.0 and phase.loss_weights["q2i_loss"] == 1.0

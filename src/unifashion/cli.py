@@ -247,10 +247,12 @@ def quickstart(
     products: Annotated[int | None, typer.Option(min=10, help="Synthetic products [default: 1000].")] = None,
     image_size: Annotated[int | None, typer.Option("--image-size", min=32, help="World image size [default: 128].")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=2, help="[default: 16]")] = None,
-    vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, help="[default: 300]")] = None,
+    vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, help="[default: 350]")] = None,
     phase1a_steps: Annotated[int | None, typer.Option("--phase1a-steps", min=1, help="[default: 200]")] = None,
-    phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, help="[default: 120]")] = None,
-    phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, help="[default: 40]")] = None,
+    phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, help="[default: 130]")] = None,
+    diffusion_steps: Annotated[int | None, typer.Option("--diffusion-steps", min=0,
+                                                        help="Extra q2I-only generator steps after phase 1b [default: 400].")] = None,
+    phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, help="[default: 30]")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics summary as JSON.")] = False,
 ) -> None:
@@ -263,7 +265,7 @@ def quickstart(
 
     given = {"model_config": config, "products": products, "image_size": image_size, "batch_size": batch_size,
              "vae_steps": vae_steps, "phase1a_steps": phase1a_steps, "phase1b_steps": phase1b_steps,
-             "phase2_steps": phase2_steps}
+             "diffusion_steps": diffusion_steps, "phase2_steps": phase2_steps}
     qc = replace(QuickstartConfig(seed=seed), **{k: v for k, v in given.items() if v is not None})
     with _StageProgress(quiet=as_json and not err.is_terminal) as progress:
         summary = run_quickstart(out, qc, progress=progress, log=lambda line: err.print(line))

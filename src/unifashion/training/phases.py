@@ -117,7 +117,8 @@ class GenerativeAdaptation:
 
     @property
     def loss_weights(self) -> dict[str, float]:
-        return {"itg_loss": self.itg_weight, "q2i_loss": self.q2i_weight}
+        return {"itg_loss": self.itg_weight if self.train_llm else 0.0,
+                "q2i_loss": self.q2i_weight if self.train_diffusion else 0.0}
 
     def parameter_groups(self, model: UniFashion) -> list[dict]:
         _freeze_all(model)
