@@ -155,7 +155,7 @@ def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, metrics.jsonl, and the trained model in OUT/model.")],
     phase: Annotated[str, typer.Option(help="vae | phase1a | phase1b | phase2 (see training/phases.py).")],
     init: Annotated[Path | None, typer.Option(help="Start from this saved model (e.g. the previous phase's OUT/model).")] = None,
-    config: Annotated[str, typer.Option(help="Model config when not --init: embedded, tiny or a YAML/JSON file.")] = "embedded",
+    config: Annotated[str, typer.Option(help="Model config when not --init: embedded, quickstart, paper, tiny or a YAML/JSON file.")] = "embedded",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a model config value: KEY=VALUE.")] = None,
     steps: Annotated[int, typer.Option(help="Optimizer steps.", min=1)] = 1000,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per process per micro-batch.", min=1)] = 32,
@@ -294,7 +294,7 @@ def _parse_overrides(items: list[str]) -> dict:
 
 @model_app.command("info")
 def model_info(
-    config: Annotated[str, typer.Option(help="A shipped config (embedded, paper, tiny) or a YAML/JSON file.")] = "embedded",
+    config: Annotated[str, typer.Option(help="A shipped config (embedded, quickstart, paper, tiny) or a YAML/JSON file.")] = "embedded",
     model: Annotated[Path | None, typer.Option(help="A saved model directory (instead of --config).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config value: KEY=VALUE (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
