@@ -24,7 +24,7 @@ def test_quickstart_runs_every_stage_on_a_tiny_model(tmp_path):
         assert (out / name).is_file(), name
     assert json.loads((out / "metrics.json").read_text())["seconds"] == summary["seconds"]
     report = (out / "report.md").read_text()
-    assert "| cmr.sample100.mean |" in report and "## Targets" in report
+    assert "| cmr.sample100.mean |" in report and "## Targets" in report and "Target at rank: " in report
     targets = {t["metric"]: t for t in json.loads((out / "metrics.json").read_text())["targets"]}
     assert set(targets) == {"cmr.sample100.r1", "cmr.sample100.mean", "cir.avg.score", "cap.bleu4",
                             "gen.colour_match", "gen.fid"}

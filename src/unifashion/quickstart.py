@@ -9,11 +9,13 @@ from __future__ import annotations
 import html
 import json
 import shutil
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from unifashion.data.formats import catalog, fashioniq
@@ -21,6 +23,7 @@ from unifashion.data.samples import ImageRef
 from unifashion.data.synthetic.catalog import CatalogConfig
 from unifashion.data.synthetic.world import WorldConfig, write_world
 from unifashion.evaluation.evaluate import EvalConfig, evaluate_world, first_view_per_product
+from unifashion.evaluation.model_scores import image_embeddings, max_over_queries, text_embeddings, triplet_query_text
 from unifashion.gallery_captions import caption_images
 from unifashion.models.unified import UniFashion, load_config
 from unifashion.training import phases
@@ -117,7 +120,7 @@ def run_quickstart(out: Path, config: QuickstartConfig = QuickstartConfig(),
     # 6. the report
     seconds = round(time.perf_counter() - start, 1)
     summary = {"config": asdict(config), "seconds": seconds, "timings": timings, "before": before, "after": after,
-               "model": str(final)}
+               "model": str(final), "targets": target_rows(with_derived(before), with_derived(after))}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     write_report(out, trained, world, summary, config.evaluation.generation_steps)
     return summary
@@ -161,8 +164,6 @@ def captions_sheet(model, world: Path, path: Path, n: int = 6) -> list[dict]:
     cell, text_h = 200, 120
     sheet = Image.new("RGB", (cell * len(pairs), cell + text_h), "white")
     draw = ImageDraw.Draw(sheet)
-    import textwrap
-
     for i, (im, p, c) in enumerate(zip(images, pairs, captions)):
         sheet.paste(im.convert("RGB").resize((cell - 8, cell - 8)), (i * cell + 4, 4))
         draw.multiline_text((i * cell + 4, cell), "\n".join(textwrap.wrap("model: " + c, 32)[:4]), fill="black",
@@ -185,12 +186,6 @@ def _paste_ranked(sheet: Image.Image, draw: ImageDraw.ImageDraw, refs: list, hit
 
 def retrieval_sheet(model, world: Path, path: Path, n: int = 4, top: int = 5) -> list[dict]:
     """Text -> image search over the validation images: each query's top results, the right one framed."""
-    import textwrap
-
-    import numpy as np
-
-    from unifashion.evaluation.model_scores import image_embeddings, max_over_queries, text_embeddings
-
     pairs = catalog.load(world / "catalog", split="val")
     queries = first_view_per_product(pairs)[:: max(1, len(pairs) // (3 * n))][:n]
     scores = max_over_queries(image_embeddings(model, [p.image for p in pairs]),
@@ -213,20 +208,13 @@ def retrieval_sheet(model, world: Path, path: Path, n: int = 4, top: int = 5) ->
 
 def composed_sheet(model, world: Path, path: Path, n: int = 4, top: int = 5) -> list[dict]:
     """Composed retrieval on validation triplets: reference + modification -> top gallery images."""
-    import textwrap
-
-    import numpy as np
-
-    from unifashion.evaluation.model_scores import image_embeddings
-    from unifashion.evaluation.protocols import query_text
-
     root = world / "fashioniq"
     category = fashioniq.categories(root)[0]
     triplets = [t for t in fashioniq.load(root, "val", category) if t.target_id is not None][:n]
     gallery = fashioniq.load_image_split(root, category, "val")
     refs = [ImageRef(fashioniq.image_path(root, name)) for name in gallery]
     g = image_embeddings(model, refs)  # (G, Q, E)
-    texts = [query_text(*t.modifications[:2]) if len(t.modifications) > 1 else t.modifications[0] for t in triplets]
+    texts = [triplet_query_text(t) for t in triplets]
     q = model.encode_composed([t.reference.load() for t in triplets], texts).composed_embeds.detach().float().cpu().numpy()
     scores = np.einsum("qe,gke->qgk", q, g).max(axis=2)  # (n, G)
     cell, text_w = 110, 220
@@ -288,6 +276,10 @@ def target_rows(before: dict, after: dict) -> list[dict]:
     return rows
 
 
+def _ranks(rows: list[dict]) -> str:
+    return ", ".join("not shown" if r["found_at"] is None else str(r["found_at"]) for r in rows)
+
+
 def write_report(out: Path, model, world: Path, summary: dict, generation_steps: int) -> None:
     img = out / "report_img"
     img.mkdir(exist_ok=True)
@@ -296,10 +288,7 @@ def write_report(out: Path, model, world: Path, summary: dict, generation_steps:
     composed = composed_sheet(model, world, img / "composed.png")
     captions = captions_sheet(model, world, img / "captions.png")
     generation_sheet(model, world, img / "generation.png", generation_steps)
-    before, after = with_derived(summary["before"]), with_derived(summary["after"])
-    targets = target_rows(before, after)
-    summary["targets"] = targets
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    before, after, targets = with_derived(summary["before"]), with_derived(summary["after"]), summary["targets"]
     keys = sorted(set(before) | set(after))
     rows = [(k, before.get(k), after.get(k)) for k in keys]
     fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
@@ -320,9 +309,9 @@ def write_report(out: Path, model, world: Path, summary: dict, generation_steps:
     md += [f"| {k} | {fmt(b)} | {fmt(a)} |" for k, b, a in rows]
     md += ["", "## Loss curves", "", "![losses](report_img/losses.png)", "",
            "## Text -> image search (validation images; the right product framed green)", "",
-           "![retrieval](report_img/retrieval.png)", "",
+           "![retrieval](report_img/retrieval.png)", "", f"Right product at rank: {_ranks(searches)} (of the top 5).", "",
            "## Composed retrieval (reference, modification, top results; the target framed green)", "",
-           "![composed](report_img/composed.png)", "",
+           "![composed](report_img/composed.png)", "", f"Target at rank: {_ranks(composed)} (of the top 5).", "",
            "## Captions (validation images)", "", "![captions](report_img/captions.png)", "",
            "## Generated (bottom) beside real (top)", "", "![generation](report_img/generation.png)", ""]
     (out / "report.md").write_text("\n".join(md))

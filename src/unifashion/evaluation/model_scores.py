@@ -57,6 +57,14 @@ def cmr_scores(model, pairs: Sequence[ImageTextPair], batch_size: int = 32,
     return max_over_queries(images, texts)
 
 
+def triplet_query_text(triplet) -> str:
+    """The composed query's text of a Fashion-IQ triplet: "C1 and c2" (one caption alone when only one)."""
+    from unifashion.evaluation.protocols import query_text
+
+    mods = triplet.modifications
+    return query_text(*mods[:2]) if len(mods) > 1 else mods[0]
+
+
 @torch.no_grad()
 def cir_scores(model, root: Path, split: str, category: str, gallery_captions: dict[str, str] | None = None,
                batch_size: int = 32, progress: ProgressFn | None = None) -> dict:
@@ -64,8 +72,6 @@ def cir_scores(model, root: Path, split: str, category: str, gallery_captions: d
     category's gallery, by image (max over the gallery's queries) and, when captions are given, by
     the gallery captions. Returns {"image": (Q, G), "caption": (Q, G) | None, "target_index": (Q,)}.
     The reference image stays in the gallery (the CLIP4Cir / SPRC protocol)."""
-    from unifashion.evaluation.protocols import query_text
-
     triplets = [t for t in fashioniq.load(root, split, category) if t.target_id is not None]
     gallery = fashioniq.load_image_split(root, category, split)
     if not triplets or not gallery:
@@ -78,8 +84,7 @@ def cir_scores(model, root: Path, split: str, category: str, gallery_captions: d
                                 progress, what=f"{category} gallery")
     queries = []
     for _, chunk in _batches(triplets, batch_size):
-        texts = [query_text(*t.modifications[:2]) if len(t.modifications) > 1 else t.modifications[0]
-                 for t in chunk]
+        texts = [triplet_query_text(t) for t in chunk]
         queries.append(model.encode_composed([t.reference.load() for t in chunk], texts)
                        .composed_embeds.float().cpu().numpy())
     q = np.concatenate(queries)  # (Q, E)
