@@ -87,6 +87,25 @@ def test_efficientnet_token_shapes(lite0, size):
     assert (tokens >= 0).all() and (tokens <= 6).all()  # after ReLU6
 
 
+def test_multiscale_tokens_add_early_stages(lite0):
+    """tokens: multiscale = blocks 3 (80) and 5 (192) beside the last map (1280), each part layer-normed;
+    the last map's part is the plain tokens, normalised. Another cache identity than 'last'."""
+    multi = FrozenImageEncoder(ImageEncoderConfig(tokens="multiscale"))
+    x = lite0.preprocess(noise_images(2))
+    tokens = multi(x)
+    assert tokens.shape == (2, 16, 80 + 192 + 1280) and multi.hidden_size == 1552 and multi.num_tokens == 16
+    last = lite0(x)  # (2, 16, 1280)
+    torch.testing.assert_close(tokens[..., 272:], torch.nn.functional.layer_norm(last, (1280,)))
+    for part in (tokens[..., :80], tokens[..., 80:272]):
+        torch.testing.assert_close(part.mean(-1), torch.zeros(2, 16), atol=1e-4, rtol=0)
+    assert multi.identity != lite0.identity
+
+
+def test_multiscale_tokens_need_efficientnet():
+    with pytest.raises(ConfigError, match="multiscale"):
+        ImageEncoderConfig(backbone="blip2_vision", random_init=True, tokens="multiscale")
+
+
 def test_encoder_is_frozen(lite0):
     assert not any(p.requires_grad for p in lite0.parameters())
     parent = torch.nn.ModuleDict({"encoder": lite0, "head": torch.nn.Linear(2, 2)})

@@ -83,3 +83,35 @@ def test_generative_adaptation_can_train_the_diffusion_alone(batches):
     phase.parameter_groups(model)
     assert set(phase.losses(model, batches[0])) == {"q2i_loss"}
     assert phase.loss_weights["itg_loss"] == 0.0 and phase.loss_weights["q2i_loss"] == 1.0
+
+
+def test_q2i_text_condition_fraction_conditions_on_the_words(batches):
+    """With fraction 1 the UNet's condition is the caption composed with a blank canvas (what
+    `generate(texts=...)` feeds): other words give another loss. With fraction 0 words do not matter."""
+    model = UniFashion.from_config("tiny").train()
+    pairs = batches[0]
+    reworded = {**pairs, "text": ["a bright yellow scarf"] * len(pairs["text"])}
+
+    def q2i(fraction, batch):
+        phase = GenerativeAdaptation(train_llm=False, text_condition_fraction=fraction)
+        phase.parameter_groups(model)
+        torch.manual_seed(0)  # same noise, timesteps and condition dropout
+        return phase.losses(model, batch)["q2i_loss"].item()
+
+    assert q2i(0.0, pairs) == q2i(0.0, reworded)
+    assert q2i(1.0, pairs) != q2i(1.0, reworded)
+    assert q2i(1.0, pairs) != q2i(0.0, pairs)
+    for train_llm in (True, False):  # half worded, half imaged, with and without ITG
+        phase = GenerativeAdaptation(train_llm=train_llm, text_condition_fraction=0.5)
+        phase.parameter_groups(model)
+        terms = phase.losses(model, pairs)
+        assert set(terms) == ({"itg_loss", "q2i_loss"} if train_llm else {"q2i_loss"})
+        assert all(torch.isfinite(v) for v in terms.values())
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5])
+def test_text_condition_fraction_is_checked(fraction):
+    from unifashion.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="text_condition_fraction"):
+        GenerativeAdaptation(text_condition_fraction=fraction)

@@ -7,6 +7,11 @@ Two backbones sit behind one interface, `FrozenImageEncoder`:
   `tf_efficientnet_lite0` (TF "SAME" padding, BatchNorm eps 1e-3), which is what those TF-ported
   weights were trained with. Tokens are the last feature map (after conv_head, bn2, ReLU6):
   (B, (S/32)^2, 1280).
+  With `tokens: multiscale` each of the (S/32)^2 tokens also carries two earlier stages: block 3
+  (80 channels at S/16, 2x2-averaged) and block 5 (192 channels at S/32), each part layer-normalised
+  then concatenated -> (B, (S/32)^2, 1552). The last map is nearly colour-blind (a colour probe on
+  the synthetic catalog: 28% with attention pooling over the last map, 54% over blocks 3 + 5), and
+  colour is most of what tells same-category products apart.
 - `blip2_vision` (paper scale): transformers' `Blip2VisionModel` read from a local directory (a full
   BLIP-2 checkpoint or a vision model alone). Tokens are `last_hidden_state` (post-layernorm, [CLS]
   first), exactly what BLIP-2 feeds the Q-Former: (B, (S/P)^2 + 1, D).
@@ -30,6 +35,7 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 from PIL import Image
+import torch.nn.functional as F
 from torch import nn
 
 from unifashion.errors import ConfigError, DataError
@@ -41,6 +47,7 @@ EFFICIENTNET_STD = (0.5, 0.5, 0.5)
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # BLIP-2's image processor default
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 EFFICIENTNET_STRIDE = 32  # total downsampling of EfficientNet's last feature map
+EFFICIENTNET_EARLY_BLOCKS = (3, 5)  # multiscale tokens: blocks whose outputs join the last map (80 @ S/16, 192 @ S/32)
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class ImageEncoderConfig:
     image_size: int = 128  # input side in pixels; EfficientNet: a multiple of 32; BLIP-2: its vision_config.image_size
     pretrained: str | None = None  # efficientnet: state dict file (.pth/.safetensors), None = the packaged ImageNet weights; blip2_vision: checkpoint directory
     random_init: bool = False  # random weights of the same classes, nothing read from disk (tests)
+    tokens: Literal["last", "multiscale"] = "last"  # efficientnet: the last map alone, or with blocks 3 and 5 (colour)
     vision_config: dict | None = None  # blip2_vision with random_init only: kwargs for transformers.Blip2VisionConfig
 
     def __post_init__(self):
@@ -58,6 +66,10 @@ class ImageEncoderConfig:
             raise ConfigError(f"image encoder: image_size must be a positive integer, got {self.image_size!r}")
         if self.backbone == "efficientnet_lite0" and self.image_size % EFFICIENTNET_STRIDE:
             raise ConfigError(f"image encoder: efficientnet_lite0 needs image_size a multiple of 32, got {self.image_size}")
+        if self.tokens not in ("last", "multiscale"):
+            raise ConfigError(f"image encoder: tokens must be 'last' or 'multiscale', got {self.tokens!r}")
+        if self.tokens == "multiscale" and self.backbone != "efficientnet_lite0":
+            raise ConfigError("image encoder: tokens 'multiscale' is for efficientnet_lite0 (BLIP-2's ViT tokens keep colour)")
         if self.random_init and self.pretrained is not None:
             raise ConfigError("image encoder: random_init reads nothing from disk; drop pretrained or random_init")
         if self.vision_config is not None and not (self.backbone == "blip2_vision" and self.random_init):
@@ -79,6 +91,8 @@ class FrozenImageEncoder(nn.Module):
         if config.backbone == "efficientnet_lite0":
             self.backbone = _build_efficientnet_lite0(config)
             self.hidden_size = self.backbone.conv_head.out_channels  # 1280
+            if config.tokens == "multiscale":
+                self.hidden_size += sum(self._block_channels(i) for i in EFFICIENTNET_EARLY_BLOCKS)  # + 80 + 192
             self.num_tokens = (config.image_size // EFFICIENTNET_STRIDE) ** 2
             self.mean, self.std = EFFICIENTNET_MEAN, EFFICIENTNET_STD
         else:
@@ -120,9 +134,32 @@ class FrozenImageEncoder(nn.Module):
         weight = next(self.backbone.parameters())
         x = pixel_values.to(device=weight.device, dtype=weight.dtype)
         if self.config.backbone == "efficientnet_lite0":
+            if self.config.tokens == "multiscale":
+                return self._multiscale_tokens(x)
             fmap = self.backbone.features(x)  # (B, 1280, S/32, S/32)
             return fmap.flatten(2).transpose(1, 2)  # (B, (S/32)^2, 1280)
         return self.backbone(pixel_values=x).last_hidden_state  # (B, (S/P)^2 + 1, D)
+
+    def _block_channels(self, index: int) -> int:
+        return [m for m in self.backbone.blocks[index].modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+
+    def _multiscale_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """EfficientNet's stages run once; blocks 3 and 5 and the last map, each layer-normed per token."""
+        bb = self.backbone
+        h = bb.act1(bb.bn1(bb.conv_stem(x)))  # (B, 32, S/2, S/2)
+        parts = []
+        for i, block in enumerate(bb.blocks):
+            h = block(h)
+            if i in EFFICIENTNET_EARLY_BLOCKS:
+                parts.append(h)
+        parts.append(bb.act2(bb.bn2(bb.conv_head(h))))  # (B, 1280, S/32, S/32)
+        side = parts[-1].shape[-1]
+        tokens = []
+        for part in parts:
+            part = F.adaptive_avg_pool2d(part, side)  # (B, C, S/32, S/32)
+            part = part.flatten(2).transpose(1, 2)  # (B, (S/32)^2, C)
+            tokens.append(F.layer_norm(part, part.shape[-1:]))  # parts of equal scale: the last map is 0..6, blocks unbounded
+        return torch.cat(tokens, dim=-1)  # (B, (S/32)^2, 80 + 192 + 1280)
 
     @property
     def identity(self) -> str:
@@ -130,6 +167,8 @@ class FrozenImageEncoder(nn.Module):
         if self._identity is None:
             h = hashlib.sha256()
             h.update(json.dumps([self.config.backbone, self.image_size, list(self.mean), list(self.std)]).encode())
+            if self.config.tokens != "last":  # "last" keeps the identity (and cache folders) it always had
+                h.update(f"|tokens={self.config.tokens}|".encode())
             for name, tensor in sorted(self.backbone.state_dict().items()):
                 t = tensor.detach().to("cpu").contiguous()
                 h.update(f"|{name}|{t.dtype}|{tuple(t.shape)}|".encode())

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from unifashion.errors import ConfigError
 from unifashion.losses.autoencoder import AutoencoderLoss
 from unifashion.losses.captioning import CaptionLoss
 from unifashion.losses.composed import ComposedRetrievalLoss
@@ -112,8 +113,16 @@ class GenerativeAdaptation:
     caption_style: str = "professional"  # FashionGen-style descriptions
     itg_weight: float = 1.0
     q2i_weight: float = 1.0
+    # q2I examples conditioned on their caption composed with a blank canvas (what `generate(texts=...)`
+    # feeds) instead of on their image's queries: without them the UNet only ever sees image queries
+    # and cannot draw from words (quickstart: colour match 15.6% with none)
+    text_condition_fraction: float = 0.5
     train_llm: bool = True  # False: diffusion only (ablation "+diffusion without LLM")
     train_diffusion: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.text_condition_fraction <= 1.0:
+            raise ConfigError(f"text_condition_fraction must be in [0, 1], got {self.text_condition_fraction}")
 
     @property
     def loss_weights(self) -> dict[str, float]:
@@ -131,16 +140,27 @@ class GenerativeAdaptation:
         return groups
 
     def losses(self, model: UniFashion, batch: dict) -> dict[str, torch.Tensor]:
+        texts = list(batch["text"])
+        # q2I's worded examples: the first ones (the batch is shuffled)
+        worded = round(self.text_condition_fraction * len(texts)) if self.train_diffusion else 0
+        first_imaged = 0 if self.train_llm else worded  # ITG needs every image's queries, q2I the rest only
         with torch.no_grad():  # the Q-Former is frozen in this phase
-            queries = model.encode_image(batch["image"]).query_output  # (B, 32, H)
+            queries = (model.encode_image(batch["image"][first_imaged:]).query_output
+                       if first_imaged < len(texts) else None)  # (B - first_imaged, 32, H)
+            if worded:
+                worded_queries = model.encode_composed(model.blank_canvas(worded), texts[:worded]).queries  # (w, 32, H)
         out: dict[str, torch.Tensor] = {}
         if self.train_llm:
-            lm = model.captioner(model.adapters.soft_prompt(queries), self.caption_style, list(batch["text"]))
+            lm = model.captioner(model.adapters.soft_prompt(queries), self.caption_style, texts)
             out.update(CaptionLoss()(lm["logits"], lm["labels"]))
         if self.train_diffusion:
             with torch.no_grad():
                 latents = model.generator.encode_images(model.generator_pixels(batch["image"]))  # (B, C, h, w)
-            out.update(NoisePredictionLoss()(model.generator, latents, model.adapters.condition(queries)))
+                parts = [worded_queries] if worded else []
+                if worded < len(texts):
+                    parts.append(queries[worded - first_imaged:])  # (B - w, 32, H)
+                condition = torch.cat(parts)  # (B, 32, H)
+            out.update(NoisePredictionLoss()(model.generator, latents, model.adapters.condition(condition)))
         return out
 
 
