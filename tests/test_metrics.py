@@ -46,12 +46,22 @@ def test_recall_errors():
 def test_caption_input_errors():
     with pytest.raises(ValueError, match="ids differ"):
         caption_scores({1: "a dress"}, {2: ["a dress"]})
-    with pytest.raises(ValueError, match="empty"):
-        caption_scores({1: "  "}, {1: ["a dress"]})
+    with pytest.raises(ValueError, match="must be a string"):
+        caption_scores({1: None}, {1: ["a dress"]})
     with pytest.raises(ValueError, match="references"):
         caption_scores({1: "a dress"}, {1: []})
     with pytest.raises(ValueError, match="one string"):
         caption_scores({1: "a dress"}, {1: "a dress"})
+
+
+def test_empty_predictions_score_zero():
+    """An untrained model's empty or punctuation-only caption is a (bad) prediction, not an error: it
+    matches nothing, and the corpus scores are those of the other captions diluted by it."""
+    refs = {1: ["a red dress"], 2: ["a red dress"], 3: ["blue denim jacket"]}
+    s = caption_scores({1: "  ", 2: "『 『 !", 3: "blue denim jacket"}, refs)
+    assert s["rouge_l"] == pytest.approx(100.0 / 3, abs=1e-6)  # per-caption ROUGE-L 0, 0, 100
+    assert s["bleu4"] < 1.0  # 3 hypothesis tokens against 9 reference tokens: only 1- to 3-gram matches
+    assert 0.0 < s["meteor"] < 50.0 and s["cider"] > 0.0
 
 
 def test_caption_missing_java_is_named(monkeypatch):

@@ -75,8 +75,8 @@ def _check_captions(predictions: Mapping[Hashable, str], references: Mapping[Has
     if not predictions:
         raise ValueError("no captions to score")
     for key, text in predictions.items():
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"prediction for id {key!r} is empty")
+        if not isinstance(text, str):
+            raise ValueError(f"prediction for id {key!r} must be a string, got {type(text).__name__}")
     for key, refs in references.items():
         if isinstance(refs, str):
             raise ValueError(f"references for id {key!r} must be a list of strings, got one string")
@@ -109,14 +109,11 @@ def caption_scores(predictions: Mapping[Hashable, str],
     tokens = PTBTokenizer().tokenize(merged)  # one JVM for predictions and references together
     res = {i: tokens[("res", i)] for i in range(len(ids))}
     gts = {i: tokens[("gts", i)] for i in range(len(ids))}
-    for i, (hyp,) in res.items():
-        if not hyp.strip():
-            raise ValueError(f"prediction for id {ids[i]!r} is empty after PTB tokenization "
-                             f"(only punctuation): {predictions[ids[i]]!r}")
-
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     meteor, _ = Meteor().compute_score(gts, res)
-    rouge, _ = Rouge().compute_score(gts, res)
+    # an empty prediction (nothing left after tokenisation: an untrained model's) scores 0; pycocoevalcap's
+    # ROUGE-L divides by its length, so it is scored here per caption and averaged, as Rouge does
+    rouge = float(np.mean([Rouge().calc_score(res[i], gts[i]) if res[i][0].strip() else 0.0 for i in res]))
     cider, _ = Cider().compute_score(gts, res)
     return {"bleu4": 100.0 * float(bleu[3]), "meteor": 100.0 * float(meteor),
             "rouge_l": 100.0 * float(rouge), "cider": 100.0 * float(cider)}
