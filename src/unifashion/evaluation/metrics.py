@@ -113,7 +113,8 @@ def caption_scores(predictions: Mapping[Hashable, str],
     meteor, _ = Meteor().compute_score(gts, res)
     # an empty prediction (nothing left after tokenisation: an untrained model's) scores 0; pycocoevalcap's
     # ROUGE-L divides by its length, so it is scored here per caption and averaged, as Rouge does
-    rouge = float(np.mean([Rouge().calc_score(res[i], gts[i]) if res[i][0].strip() else 0.0 for i in res]))
+    rouge_l = Rouge()
+    rouge = float(np.mean([rouge_l.calc_score(res[i], gts[i]) if res[i][0].strip() else 0.0 for i in res]))
     cider, _ = Cider().compute_score(gts, res)
     return {"bleu4": 100.0 * float(bleu[3]), "meteor": 100.0 * float(meteor),
             "rouge_l": 100.0 * float(rouge), "cider": 100.0 * float(cider)}

@@ -9,9 +9,8 @@ Two backbones sit behind one interface, `FrozenImageEncoder`:
   (B, (S/32)^2, 1280).
   With `tokens: multiscale` each of the (S/32)^2 tokens also carries two earlier stages: block 3
   (80 channels at S/16, 2x2-averaged) and block 5 (192 channels at S/32), each part layer-normalised
-  then concatenated -> (B, (S/32)^2, 1552). The last map is nearly colour-blind (a colour probe on
-  the synthetic catalog: 28% with attention pooling over the last map, 54% over blocks 3 + 5), and
-  colour is most of what tells same-category products apart.
+  then concatenated -> (B, (S/32)^2, 1552). The last map is nearly colour-blind
+  (`scripts/colour_probe.py` measures it), and colour is most of what tells same-category products apart.
 - `blip2_vision` (paper scale): transformers' `Blip2VisionModel` read from a local directory (a full
   BLIP-2 checkpoint or a vision model alone). Tokens are `last_hidden_state` (post-layernorm, [CLS]
   first), exactly what BLIP-2 feeds the Q-Former: (B, (S/P)^2 + 1, D).
@@ -34,8 +33,8 @@ from typing import Literal, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from unifashion.errors import ConfigError, DataError

@@ -289,11 +289,6 @@ class UniFashion(nn.Module):
         return self.captioner.generate(self.adapters.soft_prompt(queries), style, num_beams=num_beams,
                                        max_new_tokens=max_new_tokens, hints=hints)
 
-    def blank_canvas(self, count: int) -> list[Image.Image]:
-        """White images at the encoder's size: what text-only generation composes its words with."""
-        size = self.config.image_encoder.image_size
-        return [Image.new("RGB", (size, size), (255, 255, 255)) for _ in range(count)]
-
     def condition_queries(self, images: Sequence[Image.Image | str | Path] | None = None,
                           texts: Sequence[str] | None = None) -> torch.Tensor:
         """The 32 query outputs that condition generation: Z_I (image), Z_R (image + text).
@@ -304,7 +299,8 @@ class UniFashion(nn.Module):
         if images is None and texts is None:
             raise DataError("generation needs a text, an image or both")
         if images is None:
-            images = self.blank_canvas(len(texts))
+            size = self.config.image_encoder.image_size
+            images = [Image.new("RGB", (size, size), (255, 255, 255)) for _ in texts]
         if texts is None:
             return self.encode_image(images).query_output  # (B, 32, H)
         return self.encode_composed(images, texts).queries  # (B, 32, H)
