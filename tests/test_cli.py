@@ -1,5 +1,6 @@
 """The command line: help everywhere, JSON output, one-line errors with non-zero exit codes."""
 import json
+import re
 import subprocess
 import sys
 
@@ -16,11 +17,25 @@ def run_cli(*args, cwd=None):
                           timeout=120)
 
 
-@pytest.mark.parametrize("command", [[], ["synth"], ["data"], ["data", "inspect"], ["data", "contact-sheet"]])
+@pytest.mark.parametrize("command", [[], ["synth"], ["data"], ["data", "inspect"], ["data", "contact-sheet"], ["train"],
+                                     ["captions"], ["quickstart"], ["model"], ["model", "info"]])
 def test_help_everywhere(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+def test_quickstart_help_states_the_real_defaults():
+    from unifashion.quickstart import QuickstartConfig
+
+    result = runner.invoke(app, ["quickstart", "--help"], env={"COLUMNS": "400"})
+    text = " ".join(result.output.split())
+    for name in ("products", "image_size", "batch_size", "vae_steps", "phase1a_steps", "phase1b_steps",
+                 "diffusion_steps", "phase2_steps"):
+        option = "--" + name.replace("_", "-")
+        assert option in text
+        shown = re.search(r"\[default: \(?(\d+)\)?\]", text.split(option, 1)[1])  # click writes a string default as (N)
+        assert shown and int(shown.group(1)) == getattr(QuickstartConfig, name), name
 
 
 def test_synth_then_inspect_json(tmp_path):

@@ -115,3 +115,20 @@ def test_text_condition_fraction_is_checked(fraction):
 
     with pytest.raises(ConfigError, match="text_condition_fraction"):
         GenerativeAdaptation(text_condition_fraction=fraction)
+
+
+def test_with_settings_changes_typed_settings_and_refuses_the_rest():
+    from unifashion.errors import ConfigError
+    from unifashion.training.phases import QFormerPretraining, with_settings
+
+    phase = with_settings(GenerativeAdaptation(), {"train_diffusion": False, "llm_lr": 1})
+    assert phase.train_diffusion is False and phase.llm_lr == 1.0 and isinstance(phase.llm_lr, float)
+    assert phase.name == "phase1b" and phase.loss_weights["q2i_loss"] == 0.0
+    with pytest.raises(ConfigError, match="'itm_weight' is not a phase1b setting"):
+        with_settings(GenerativeAdaptation(), {"itm_weight": 0.0})
+    with pytest.raises(ConfigError, match="train_llm='no': expected a bool"):
+        with_settings(GenerativeAdaptation(), {"train_llm": "no"})
+    with pytest.raises(ConfigError, match="'name' is not"):
+        with_settings(QFormerPretraining(), {"name": "other"})
+    with pytest.raises(ConfigError, match="text_condition_fraction"):  # the phase's own checks still run
+        with_settings(GenerativeAdaptation(), {"text_condition_fraction": 2.0})

@@ -15,11 +15,15 @@ def test_phases_chain_through_saved_models(small_world, tmp_path):
     previous = None
     for phase in ("vae", "phase1a", "phase1b", "phase2"):
         start = ["--init", str(previous)] if previous else ["--config", "tiny"]
+        if phase == "phase1b":
+            start += ["--phase-set", "text_condition_fraction=0.25", "--phase-set", "adapter_lr=1e-3"]
         r = run_cli("train", "--data", str(world), "--out", str(tmp_path / phase), "--phase", phase, *start,
                     "--steps", "3", "--batch-size", "4", "--checkpoint-every", "2", "--json")
         assert r.returncode == 0, r.stderr[-2000:]
         summary = json.loads(r.stdout)
         assert summary["steps"] == 3 and summary["phase"] == phase
+        if phase == "phase1b":
+            assert summary["settings"]["text_condition_fraction"] == 0.25 and summary["settings"]["adapter_lr"] == 1e-3
         lines = (tmp_path / phase / "metrics.jsonl").read_text().splitlines()
         assert lines and json.loads(lines[-1])["step"] == 3
         previous = tmp_path / phase / "model"
@@ -37,6 +41,12 @@ def test_train_refuses_bad_requests(small_world, tmp_path):
     r = run_cli("train", "--data", str(small_world[0] / "fashioniq"), "--out", str(tmp_path / "y"),
                 "--phase", "phase1a", "--config", "tiny", "--steps", "1")
     assert r.returncode == 1 and "fashioniq" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("train", "--data", str(small_world[0]), "--out", str(tmp_path / "z"), "--phase", "phase1b",
+                "--config", "tiny", "--steps", "1", "--phase-set", "train_difusion=false")
+    assert r.returncode == 1 and "train_difusion" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("train", "--data", str(small_world[0]), "--out", str(tmp_path / "w"), "--phase", "phase1b",
+                "--init", str(tmp_path / "x"), "--set", "generator.image_size=64", "--steps", "1")
+    assert r.returncode == 1 and "--init" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_two_cpu_processes_under_accelerate_launch(small_world, tmp_path):

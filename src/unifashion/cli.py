@@ -156,7 +156,8 @@ def train(
     phase: Annotated[str, typer.Option(help="vae | phase1a | phase1b | phase2 (see training/phases.py).")],
     init: Annotated[Path | None, typer.Option(help="Start from this saved model (e.g. the previous phase's OUT/model).")] = None,
     config: Annotated[str, typer.Option(help="Model config when not --init: embedded, quickstart, paper, tiny or a YAML/JSON file.")] = "embedded",
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a model config value: KEY=VALUE.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a model config value (not with --init): KEY=VALUE.")] = None,
+    phase_set: Annotated[list[str] | None, typer.Option("--phase-set", help="Override a phase setting (training/phases.py): KEY=VALUE, e.g. train_diffusion=false.")] = None,
     steps: Annotated[int, typer.Option(help="Optimizer steps.", min=1)] = 1000,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per process per micro-batch.", min=1)] = 32,
     grad_accumulation: Annotated[int, typer.Option("--grad-accumulation", help="Micro-batches per optimizer step.", min=1)] = 1,
@@ -170,7 +171,6 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Train one phase on one CPU, or on many GPUs/machines under `accelerate launch -m unifashion train ...`."""
-    from dataclasses import replace
 
     from unifashion.models.unified import load_config
     from unifashion.training import phases
@@ -181,10 +181,13 @@ def train(
                "phase1b": phases.GenerativeAdaptation, "phase2": phases.ComposedFinetuning}
     if phase not in choices:
         raise UnifashionError(f"--phase {phase!r}: expected one of {', '.join(choices)}")
-    chosen = choices[phase]()
+    settings = _parse_overrides(phase_set or [], flag="--phase-set", example="train_diffusion=false")
     if lr is not None:
-        main_lr = {"phase1b": "llm_lr"}.get(phase, "lr")
-        chosen = replace(chosen, **{main_lr: lr})
+        settings[{"phase1b": "llm_lr"}.get(phase, "lr")] = lr
+    chosen = phases.with_settings(choices[phase](), settings)
+    if init is not None and set_:
+        raise UnifashionError(f"--set {set_[0]!r}: model config overrides apply to a new model (--config), "
+                              f"not to --init {init}, whose config is saved with it")
     model_config = None if init is not None else load_config(config, _parse_overrides(set_ or []))
     train_config = TrainConfig(steps=steps, batch_size=batch_size, grad_accumulation=grad_accumulation, seed=seed,
                                checkpoint_every=checkpoint_every, mixed_precision=mixed_precision)
@@ -244,15 +247,15 @@ def captions(
 def quickstart(
     out: Annotated[Path, typer.Option(help="Folder for the world, the runs, the trained model and the report.")] = Path("quickstart"),
     config: Annotated[str | None, typer.Option(help="Model config: quickstart (default), embedded, tiny or a YAML/JSON file.")] = None,
-    products: Annotated[int | None, typer.Option(min=10, help="Synthetic products [default: 1000].")] = None,
-    image_size: Annotated[int | None, typer.Option("--image-size", min=32, help="World image size [default: 128].")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=2, help="[default: 16]")] = None,
-    vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, help="[default: 350]")] = None,
-    phase1a_steps: Annotated[int | None, typer.Option("--phase1a-steps", min=1, help="[default: 200]")] = None,
-    phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, help="[default: 130]")] = None,
+    products: Annotated[int | None, typer.Option(min=10, help="Synthetic products.", show_default="1000")] = None,
+    image_size: Annotated[int | None, typer.Option("--image-size", min=32, help="World image size.", show_default="128")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=2, show_default="16")] = None,
+    vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, show_default="250")] = None,
+    phase1a_steps: Annotated[int | None, typer.Option("--phase1a-steps", min=1, show_default="200")] = None,
+    phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, show_default="100")] = None,
     diffusion_steps: Annotated[int | None, typer.Option("--diffusion-steps", min=0,
-                                                        help="Extra q2I-only generator steps after phase 1b [default: 400].")] = None,
-    phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, help="[default: 30]")] = None,
+                                                        help="Extra q2I-only generator steps after phase 1b.", show_default="200")] = None,
+    phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, show_default="30")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics summary as JSON.")] = False,
 ) -> None:
@@ -275,7 +278,7 @@ def quickstart(
         err.print(f"quickstart done in {summary['seconds']:.0f} s: report {out / 'report.md'}, model {summary['model']}")
 
 
-def _parse_overrides(items: list[str]) -> dict:
+def _parse_overrides(items: list[str], flag: str = "--set", example: str = "qformer.pretrained=/models/blip2") -> dict:
     """["qformer.pretrained=/m", "generator.image_size=128"] -> nested dict (values parsed as YAML)."""
     import yaml
 
@@ -283,12 +286,15 @@ def _parse_overrides(items: list[str]) -> dict:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise UnifashionError(f"--set {item!r}: expected KEY=VALUE, e.g. qformer.pretrained=/models/blip2")
+            raise UnifashionError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {example}")
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise UnifashionError(f"{flag} {item!r}: the value is not valid YAML") from None
     return out
 
 

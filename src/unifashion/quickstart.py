@@ -42,10 +42,10 @@ class QuickstartConfig:
     image_size: int = 128  # pixels of the world's images
     seed: int = 0
     batch_size: int = 16
-    vae_steps: int = 350
+    vae_steps: int = 250
     phase1a_steps: int = 200
-    phase1b_steps: int = 130
-    diffusion_steps: int = 300  # extra q2I-only steps after phase 1b (0 skips them)
+    phase1b_steps: int = 100
+    diffusion_steps: int = 200  # extra q2I-only steps after phase 1b (0 skips them)
     phase2_steps: int = 30
     vae: phases.AutoencoderPretraining = phases.AutoencoderPretraining()
     # ITM stays at chance (0.636) for 100 steps of this budget while costing ~70% of each step: off here

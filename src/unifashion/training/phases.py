@@ -13,7 +13,7 @@ off when its budget cannot make it learn).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -25,6 +25,23 @@ from unifashion.losses.contrastive import ImageTextContrastiveLoss, clamp_temper
 from unifashion.losses.diffusion import NoisePredictionLoss
 from unifashion.losses.matching import ImageTextMatchingLoss
 from unifashion.models.unified import UniFashion
+
+
+def with_settings(phase, settings: dict):
+    """A copy of `phase` with some settings changed (e.g. {"train_diffusion": False}); each value must have
+    the setting's type (an int is accepted for a float), and `name` stays."""
+    known = {f.name: f for f in fields(phase) if f.name != "name"}
+    changes = {}
+    for key, value in settings.items():
+        if key not in known:
+            raise ConfigError(f"{key!r} is not a {phase.name} setting; its settings: {', '.join(known)}")
+        current = getattr(phase, key)
+        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not type(current):
+            raise ConfigError(f"{phase.name} setting {key}={value!r}: expected a {type(current).__name__}")
+        changes[key] = value
+    return replace(phase, **changes)
 
 
 def _freeze_all(model: UniFashion) -> None:

@@ -6,7 +6,7 @@ phase and every other command accept).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -86,5 +86,5 @@ def run_phase(phase, data: Path, out: Path, train_config: TrainConfig, *, init: 
     if state.is_main_process:  # every process holds the same weights after DDP; one writes them
         model.save_pretrained(saved)
     state.wait_for_everyone()
-    return {**summary, "model": str(saved), "data": pd.source, "examples": len(pd.dataset),
+    return {**summary, "settings": asdict(phase), "model": str(saved), "data": pd.source, "examples": len(pd.dataset),
             "processes": state.num_processes, "main_process": state.is_main_process}
