@@ -5,8 +5,8 @@ import torch
 from unifashion.data.formats import catalog, fashioniq
 from unifashion.data.training_sets import ComposedTriplets, ImageTextPairs, collate_items
 from unifashion.models.unified import UniFashion
-from unifashion.training.phases import (AutoencoderPretraining, ComposedFinetuning, GenerativeAdaptation,
-                                        QFormerPretraining)
+from unifashion.training.phases import (AutoencoderPretraining, ComposedFinetuning, GarmentGeneration,
+                                        GenerativeAdaptation, QFormerPretraining)
 
 PARTS = ("qformer", "adapters", "captioner", "generator.unet", "generator.vae", "image_encoder")
 
@@ -121,8 +121,11 @@ def test_with_settings_changes_typed_settings_and_refuses_the_rest():
     from unifashion.errors import ConfigError
     from unifashion.training.phases import QFormerPretraining, with_settings
 
-    phase = with_settings(GenerativeAdaptation(), {"train_diffusion": False, "llm_lr": 1})
+    phase = with_settings(GenerativeAdaptation(), {"train_diffusion": False, "llm_lr": 1, "adapter_lr": "1e-3"})
     assert phase.train_diffusion is False and phase.llm_lr == 1.0 and isinstance(phase.llm_lr, float)
+    assert phase.adapter_lr == 1e-3
+    with pytest.raises(ConfigError, match="llm_lr='fast': expected a float"):
+        with_settings(GenerativeAdaptation(), {"llm_lr": "fast"})
     assert phase.name == "phase1b" and phase.loss_weights["q2i_loss"] == 0.0
     with pytest.raises(ConfigError, match="'itm_weight' is not a phase1b setting"):
         with_settings(GenerativeAdaptation(), {"itm_weight": 0.0})
@@ -132,3 +135,56 @@ def test_with_settings_changes_typed_settings_and_refuses_the_rest():
         with_settings(QFormerPretraining(), {"name": "other"})
     with pytest.raises(ConfigError, match="text_condition_fraction"):  # the phase's own checks still run
         with_settings(GenerativeAdaptation(), {"text_condition_fraction": 2.0})
+
+
+def test_garment_generation_trains_the_inpainting_unet_on_tryon_samples(small_world):
+    from dataclasses import replace
+
+    from unifashion.data.formats import vitonhd
+    from unifashion.data.training_sets import TryOnSamples
+    from unifashion.errors import ConfigError, DataError
+
+    samples = TryOnSamples(vitonhd.load(small_world[0] / "vitonhd", "train", paired=True))
+    batch = collate_items([samples[i] for i in range(3)])
+    torch.manual_seed(0)
+    model = UniFashion.from_config("tiny").train()
+    phase = GarmentGeneration()
+    with pytest.raises(ConfigError, match="inpainting"):
+        phase.parameter_groups(model)
+    # switching to the inpainting generator keeps what the UNet does: the new channels start at zero weight
+    g = model.generator
+    latents = torch.randn(2, g.config.latent_channels, g.config.latent_size, g.config.latent_size)
+    condition = torch.randn(2, g.config.num_queries, g.config.cross_attention_dim)
+    with torch.no_grad():
+        plain = g(latents, torch.tensor([10, 500]), condition)
+        model.make_generator_inpainting()
+        extra = torch.randn(2, g.config.extra_channels, g.config.latent_size, g.config.latent_size)
+        assert torch.allclose(g(latents, torch.tensor([10, 500]), condition, extra), plain, atol=1e-5)
+    assert model.config.generator.inpainting and g.unet.config.in_channels == 2 * g.config.latent_channels + 5
+
+    groups = phase.parameter_groups(model)
+    before = snapshot(model)
+    losses = phase.losses(model, batch)
+    assert set(losses) == {"q2i_loss"} and torch.isfinite(losses["q2i_loss"])
+    losses["q2i_loss"].backward()
+    torch.optim.SGD(groups, lr=1e-2).step()
+    assert moved_parts(model, before) - {"generator.null_condition"} == {"adapters", "generator.unet"}
+    assert all(not n.startswith("adapters.to_llm") for n, p in model.named_parameters()
+               if not torch.equal(before[n], p.detach()))
+
+    # the condition: the garment composed with its caption (try-on), or the caption alone (design)
+    model.eval()  # no dropout: the same inputs give the same queries
+    first = [s.sample for s in (samples[0], samples[1])]
+    assert all(s.caption for s in first)
+    recaptioned = [replace(s, caption="a plain black coat") for s in first]
+    tryon = model.tryon_condition_queries(first)
+    assert tryon.shape == (2, model.config.qformer.num_query_tokens, model.config.qformer.hidden_size)
+    assert not torch.allclose(tryon, model.tryon_condition_queries(recaptioned))
+    design = model.tryon_condition_queries(first, garment_image=False)
+    assert torch.allclose(design, model.condition_queries(texts=[s.caption for s in first]), atol=1e-6)
+    mixed = [first[0], replace(first[1], caption=None)]  # a sample without a caption: its garment alone
+    queries = model.tryon_condition_queries(mixed)
+    assert torch.allclose(queries[0], tryon[0], atol=1e-6)
+    assert torch.allclose(queries[1], model.condition_queries([first[1].garment.load()])[0], atol=1e-6)
+    with pytest.raises(DataError, match="needs a caption"):
+        model.tryon_condition_queries(mixed, garment_image=False)

@@ -38,10 +38,11 @@ def test_target_rows_judge_thresholds_and_the_halved_fid():
 
     before = with_derived({"cmr.sample100.i2t.r1": 10.0, "cmr.sample100.t2i.r1": 20.0, "gen.fid": 300.0})
     after = with_derived({"cmr.sample100.i2t.r1": 60.0, "cmr.sample100.t2i.r1": 41.0, "gen.fid": 150.0,
-                          "cap.bleu4": 14.9})
+                          "cap.bleu4": 14.9, "gen.colour_match": 40.0, "gen.colour_match_real": 45.3})
     rows = {r["metric"]: r for r in target_rows(before, after)}
     assert before["cmr.sample100.r1"] == 15.0 and rows["cmr.sample100.r1"]["trained"] == 50.5
     assert rows["cmr.sample100.r1"]["met"] and not rows["cap.bleu4"]["met"]
     assert rows["gen.fid"]["met"]  # 150 <= 300 / 2
     assert not target_rows({"gen.fid": 300.0}, {"gen.fid": 151.0})[0]["met"]
     assert "cir.avg.score" not in rows  # not measured: no row
+    assert not rows["gen.colour_match"]["met"] and rows["gen.colour_match"]["target"] == ">= 50 (real images: 45.3)"

@@ -13,7 +13,7 @@ def run_cli(*args):
 def test_phases_chain_through_saved_models(small_world, tmp_path):
     world = small_world[0]
     previous = None
-    for phase in ("vae", "phase1a", "phase1b", "phase2"):
+    for phase in ("vae", "phase1a", "phase1b", "phase2", "tryon"):
         start = ["--init", str(previous)] if previous else ["--config", "tiny"]
         if phase == "phase1b":
             start += ["--phase-set", "text_condition_fraction=0.25", "--phase-set", "adapter_lr=1e-3"]
@@ -32,6 +32,7 @@ def test_phases_chain_through_saved_models(small_world, tmp_path):
     assert model.encode_text(["red dress"]).text_embeds.shape[0] == 1
     # the calibrated VAE scaling factor survives the later phases
     assert model.generator.vae.config.scaling_factor != 1.0
+    assert model.generator.config.inpainting and model.config.generator.inpainting  # the tryon phase's generator
 
 
 def test_train_refuses_bad_requests(small_world, tmp_path):

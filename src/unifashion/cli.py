@@ -153,7 +153,7 @@ def data_contact_sheet(
 def train(
     data: Annotated[Path, typer.Option(help="A dataset folder (catalog, FashionGen, Fashion200K, Fashion-IQ) or a synthetic world.")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, metrics.jsonl, and the trained model in OUT/model.")],
-    phase: Annotated[str, typer.Option(help="vae | phase1a | phase1b | phase2 (see training/phases.py).")],
+    phase: Annotated[str, typer.Option(help="vae | phase1a | phase1b | phase2 | tryon (see training/phases.py).")],
     init: Annotated[Path | None, typer.Option(help="Start from this saved model (e.g. the previous phase's OUT/model).")] = None,
     config: Annotated[str, typer.Option(help="Model config when not --init: embedded, quickstart, paper, tiny or a YAML/JSON file.")] = "embedded",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a model config value (not with --init): KEY=VALUE.")] = None,
@@ -178,12 +178,13 @@ def train(
     from unifashion.training.trainer import TrainConfig
 
     choices = {"vae": phases.AutoencoderPretraining, "phase1a": phases.QFormerPretraining,
-               "phase1b": phases.GenerativeAdaptation, "phase2": phases.ComposedFinetuning}
+               "phase1b": phases.GenerativeAdaptation, "phase2": phases.ComposedFinetuning,
+               "tryon": phases.GarmentGeneration}
     if phase not in choices:
         raise UnifashionError(f"--phase {phase!r}: expected one of {', '.join(choices)}")
     settings = _parse_overrides(phase_set or [], flag="--phase-set", example="train_diffusion=false")
     if lr is not None:
-        settings[{"phase1b": "llm_lr"}.get(phase, "lr")] = lr
+        settings[{"phase1b": "llm_lr", "tryon": "diffusion_lr"}.get(phase, "lr")] = lr
     chosen = phases.with_settings(choices[phase](), settings)
     if init is not None and set_:
         raise UnifashionError(f"--set {set_[0]!r}: model config overrides apply to a new model (--config), "

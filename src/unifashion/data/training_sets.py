@@ -84,6 +84,11 @@ class ComposedTriplets(Dataset):
                            t.target.load().convert("RGB"), self.captions[t.target_id], self._target_index[i // 4])
 
 
+@dataclass(frozen=True)
+class TryOnItem:
+    sample: TryOnSample  # whole: the model's try-on helpers take samples
+
+
 class TryOnSamples(Dataset):
     """Try-on / design samples for the generation fine-tuning (paper Figure 3)."""
 
@@ -95,8 +100,8 @@ class TryOnSamples(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> TryOnSample:
-        return self.samples[i]
+    def __getitem__(self, i: int) -> TryOnItem:
+        return TryOnItem(self.samples[i])
 
 
 def collate_items(items: list) -> dict:

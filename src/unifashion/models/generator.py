@@ -252,6 +252,15 @@ class Generator(nn.Module):
         self.noise_scheduler = noise_scheduler  # THE scheduler config: training noise and every sampler
         self.null_condition = nn.Parameter(torch.randn(1, config.num_queries, config.cross_attention_dim) * 0.02)
 
+    def make_inpainting(self) -> None:
+        """Turn a text-to-image generator into the inpainting variant in place (paper Figure 3): conv_in
+        gains the extra channels with zero weights, so it predicts exactly as before until it trains."""
+        if self.config.inpainting:
+            return
+        config = dataclasses.replace(self.config, inpainting=True)
+        widen_conv_in(self.unet, config.latent_channels + config.extra_channels)
+        self.config = config
+
     # ----------------------------------------------------------------------------------- latents
     @property
     def vae_scale_factor(self) -> int:

@@ -305,6 +305,41 @@ class UniFashion(nn.Module):
             return self.encode_image(images).query_output  # (B, 32, H)
         return self.encode_composed(images, texts).queries  # (B, 32, H)
 
+    def make_generator_inpainting(self) -> None:
+        """Switch the generator to the inpainting variant for try-on / design (paper Figure 3), in place:
+        the UNet's new input channels start at zero weight, so nothing it learned is lost."""
+        self.generator.make_inpainting()
+        self.config = replace(self.config, generator=self.generator.config)
+
+    @torch.no_grad()
+    def tryon_condition_queries(self, samples: Sequence[TryOnSample], *, garment_image: bool = True) -> torch.Tensor:
+        """The queries a try-on / design generation is conditioned on, (B, 32, H).
+
+        Try-on (garment_image): the in-shop garment composed with its caption (MGD's text), or the garment
+        alone when the sample has no caption. Design (not garment_image): the caption alone on a blank
+        canvas, since the garment is what gets drawn; every sample then needs a caption.
+        """
+        if not samples:
+            raise DataError("no try-on samples given")
+        captions = [s.caption if s.caption and s.caption.strip() else None for s in samples]
+        if not garment_image and None in captions:
+            raise DataError(f"design generation needs a caption; sample {samples[captions.index(None)].person_id} "
+                            "has none")
+        worded = [i for i, c in enumerate(captions) if c is not None]
+        plain = [i for i, c in enumerate(captions) if c is None]
+        garments = [s.garment.load() for s in samples] if garment_image else None
+        parts = {}
+        if worded:
+            parts[tuple(worded)] = self.condition_queries([garments[i] for i in worded] if garments else None,
+                                                          [captions[i] for i in worded])  # (w, 32, H)
+        if plain:
+            parts[tuple(plain)] = self.condition_queries([garments[i] for i in plain])  # (p, 32, H)
+        first = next(iter(parts.values()))
+        queries = first.new_empty(len(samples), *first.shape[1:])  # (B, 32, H)
+        for rows, value in parts.items():
+            queries[list(rows)] = value
+        return queries
+
     @torch.no_grad()
     def tryon_channels(self, samples: Sequence[TryOnSample]) -> torch.Tensor:
         """The inpainting model's extra inputs for try-on / design samples, (B, latent_channels + 5, h, w).

@@ -6,6 +6,8 @@ Paper §3 / Appendix B, in the order they run:
   1b. `GenerativeAdaptation` — Q-Former frozen; adapters + LoRA LLM learn ITG, adapters + UNet learn q2I.
   2. `ComposedFinetuning` — Q-Former tuned on triplets: L_cir + ITG + q2I towards the target; LLM,
      diffusion and adapters frozen.
+  3. `GarmentGeneration` — the generation fine-tuning of Figure 3: the inpainting UNet on try-on and design
+     samples (masked person, mask, garment sketch, pose and the encoded garment/caption -> the person).
 Each phase freezes everything, then unfreezes its own parameters in `parameter_groups`; its `losses`
 returns the unweighted `*_loss` terms and `loss_weights` says how the trainer sums them. A term whose
 weight is 0 is not computed at all (ITM is ~70% of a phase-1a step on 2 cores; the quickstart turns it
@@ -29,15 +31,18 @@ from unifashion.models.unified import UniFashion
 
 def with_settings(phase, settings: dict):
     """A copy of `phase` with some settings changed (e.g. {"train_diffusion": False}); each value must have
-    the setting's type (an int is accepted for a float), and `name` stays."""
+    the setting's type (an int or a numeric string is accepted for a float), and `name` stays."""
     known = {f.name: f for f in fields(phase) if f.name != "name"}
     changes = {}
     for key, value in settings.items():
         if key not in known:
             raise ConfigError(f"{key!r} is not a {phase.name} setting; its settings: {', '.join(known)}")
         current = getattr(phase, key)
-        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+        if isinstance(current, float) and not isinstance(value, bool):
+            try:  # an int, or a string like "1e-3" (which YAML 1.1 does not read as a number)
+                value = float(value)
+            except (TypeError, ValueError):
+                pass
         if type(value) is not type(current):
             raise ConfigError(f"{phase.name} setting {key}={value!r}: expected a {type(current).__name__}")
         changes[key] = value
@@ -223,3 +228,39 @@ class ComposedFinetuning:
                 latents = model.generator.encode_images(model.generator_pixels(batch["target"]))
             out.update(NoisePredictionLoss()(model.generator, latents, model.adapters.condition(composed.queries)))
         return out
+
+
+@dataclass(frozen=True)
+class GarmentGeneration:
+    """Paper Figure 3 / Appendix B: try-on and fashion design. The generator becomes the inpainting variant
+    (its UNet also reads the masked person's latents, the mask, the garment sketch and the pose map; run_phase
+    switches it) and learns q2I towards the person image, conditioned on `model.tryon_condition_queries`.
+    Trains the UNet, the queries -> UNet adapter and the null condition; Q-Former, VAE and LLM frozen."""
+    name: str = "tryon"
+    diffusion_lr: float = 1e-4  # paper: AdamW, fixed 1e-4 (360k iterations at batch 32)
+    adapter_lr: float = 1e-4
+    weight_decay: float = 0.0
+    q2i_weight: float = 1.0
+    garment_image: bool = True  # try-on: condition on the in-shop garment (+ caption); False: design from words
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        return {"q2i_loss": self.q2i_weight}
+
+    def parameter_groups(self, model: UniFashion) -> list[dict]:
+        if not model.generator.config.inpainting:
+            raise ConfigError("the tryon phase needs the inpainting generator: call model.make_generator_inpainting() "
+                              "first (unifashion train does)")
+        _freeze_all(model)
+        return [{"params": _trainable(model.adapters.to_condition), "lr": self.adapter_lr,
+                 "weight_decay": self.weight_decay},
+                {"params": _trainable(model.generator.unet, model.generator.null_condition), "lr": self.diffusion_lr,
+                 "weight_decay": self.weight_decay}]
+
+    def losses(self, model: UniFashion, batch: dict) -> dict[str, torch.Tensor]:
+        samples = batch["sample"]
+        with torch.no_grad():  # the inputs of the UNet come from frozen parts
+            latents = model.generator.encode_images(model.generator_pixels([s.person.load() for s in samples]))
+            extra = model.tryon_channels(samples)  # (B, C + 5, h, w)
+            queries = model.tryon_condition_queries(samples, garment_image=self.garment_image)  # (B, 32, H)
+        return NoisePredictionLoss()(model.generator, latents, model.adapters.condition(queries), extra_channels=extra)

@@ -12,13 +12,13 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
-from unifashion.data.formats import catalog, fashion200k, fashiongen, fashioniq
+from unifashion.data.formats import catalog, fashion200k, fashiongen, fashioniq, vitonhd
 from unifashion.data.formats.detect import detect_format
-from unifashion.data.training_sets import ComposedTriplets, ImageTextPairs, collate_items
+from unifashion.data.training_sets import ComposedTriplets, ImageTextPairs, TryOnSamples, collate_items
 from unifashion.errors import ConfigError, DataError
 from unifashion.models.unified import UniFashion, UniFashionConfig
-from unifashion.training.phases import (AutoencoderPretraining, ComposedFinetuning, GenerativeAdaptation,
-                                        QFormerPretraining)
+from unifashion.training.phases import (AutoencoderPretraining, ComposedFinetuning, GarmentGeneration,
+                                        GenerativeAdaptation, QFormerPretraining)
 from unifashion.training.trainer import TrainConfig, train
 
 PAIR_PHASES = (AutoencoderPretraining, QFormerPretraining, GenerativeAdaptation)
@@ -59,6 +59,9 @@ def phase_data(phase, data: Path, *, skip_bad: bool = False) -> PhaseData:
         _, root = _format_dir(data, ("fashioniq",))
         triplets = fashioniq.load(root, "train", skip_bad=skip_bad)
         return PhaseData(ComposedTriplets(triplets, fashioniq.load_image_captions(root)), "detailed", str(root))
+    if isinstance(phase, GarmentGeneration):
+        _, root = _format_dir(data, ("vitonhd",))
+        return PhaseData(TryOnSamples(vitonhd.load(root, "train", paired=True, skip_bad=skip_bad)), None, str(root))
     raise ConfigError(f"no data rule for phase {type(phase).__name__}")
 
 
@@ -72,6 +75,8 @@ def run_phase(phase, data: Path, out: Path, train_config: TrainConfig, *, init: 
 
         phase = replace(phase, caption_style=pd.style)  # the data's own caption style
     model = UniFashion.from_pretrained(init) if init is not None else UniFashion.from_config(model_config)
+    if isinstance(phase, GarmentGeneration):
+        model.make_generator_inpainting()  # before training (and before a resumed checkpoint is loaded)
     model.use_feature_cache(cache if cache is not None else Path(out) / "feature_cache")
     summary = train(model, phase, pd.dataset, train_config, out, resume=resume, collate_fn=collate_items,
                     progress=progress)
