@@ -127,7 +127,12 @@ def run_quickstart(out: Path, config: QuickstartConfig = QuickstartConfig(),
 
 
 def _font(size: int = 11):
-    return ImageFont.load_default(size=size)
+    # DejaVu Sans where the system has it: Pillow's bundled font draws 1-2 px spaces at these sizes,
+    # which runs the words of the sheets together
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", size)
+    except OSError:
+        return ImageFont.load_default(size=size)
 
 
 def loss_curves(out: Path, path: Path) -> None:
