@@ -27,5 +27,5 @@ def test_caption_and_generation_keys(tiny, small_world):
     m = evaluate_world(tiny, small_world[0], EvalConfig(split="test", tasks=("cap", "gen"), caption_items=3,
                                                        max_new_tokens=4, generation_items=4, generation_steps=2))
     assert {"cap.bleu4", "cap.meteor", "cap.rouge_l", "cap.cider", "gen.fid", "gen.kid_mean", "gen.kid_std",
-            "gen.colour_match", "gen.colour_match_real"} <= set(m)
+            "gen.colour_match", "gen.colour_match_real", "gen.model_itc_score", "gen.model_itc_score_real"} <= set(m)
     assert m["gen.fid"] >= 0 and 0 <= m["gen.colour_match"] <= 100 and 0 <= m["gen.colour_match_real"] <= 100

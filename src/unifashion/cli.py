@@ -217,16 +217,14 @@ def captions(
     """Caption every gallery image from the image alone (caption-assisted retrieval), or make Fashion-IQ-Cap."""
     from unifashion.data.formats import fashioniq
     from unifashion.data.formats.common import write_text_atomic
-    from unifashion.data.samples import ImageRef
-    from unifashion.gallery_captions import caption_images, relative_caption_keywords
+    from unifashion.gallery_captions import caption_images, fashioniq_gallery, relative_caption_keywords
     from unifashion.models.unified import UniFashion
 
     root = data / "fashioniq" if (data / "manifest.json").is_file() else data
     which = "train" if fashion_iq_cap else split
     if which not in ("train", "val", "test"):
         raise UnifashionError(f"--split {split!r}: expected val or test")
-    names = sorted({n for c in fashioniq.categories(root) for n in fashioniq.load_image_split(root, c, which)})
-    images = [(n, ImageRef(fashioniq.image_path(root, n))) for n in names]
+    images = fashioniq_gallery(root, which)
     hints = relative_caption_keywords(fashioniq.load(root, "train")) if fashion_iq_cap else None
     net = UniFashion.from_pretrained(model)
     start = time.perf_counter()
@@ -242,6 +240,90 @@ def captions(
         _print_json(summary)
     else:
         err.print(f"wrote {len(result)} captions of {which} images to {out} in {summary['seconds']} s")
+
+
+def _comma_list(value: str | None, option: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not items:
+        raise UnifashionError(f"{option} {value!r}: expected a comma-separated list")
+    return items
+
+
+@app.command("eval")
+def eval_(
+    model: Annotated[Path, typer.Option(help="A trained model directory (e.g. a run's OUT/model).")],
+    data: Annotated[list[Path], typer.Option(help="A synthetic world or a dataset folder (FashionGen, Fashion200K, a catalog, Fashion-IQ, VITON-HD); repeat for several.")],
+    tasks: Annotated[str, typer.Option(help="Comma-separated: cmr, cir, cap, gen, tryon.")] = "cmr,cir,cap,gen",
+    split: Annotated[str | None, typer.Option(help="Split to evaluate (default: each format's evaluation split: FashionGen validation, Fashion-IQ val, Fashion200K and VITON-HD test).")] = None,
+    categories: Annotated[str | None, typer.Option(help="Fashion-IQ categories, comma-separated (default: all).")] = None,
+    gallery_captions: Annotated[Path | None, typer.Option("--gallery-captions", help="Gallery captions JSON ({image name: caption}, from `unifashion captions`) for caption-assisted CIR.")] = None,
+    caption_gallery: Annotated[bool, typer.Option("--caption-gallery", help="Caption the CIR gallery with the model now, from the images alone.")] = False,
+    cmr_queries: Annotated[int, typer.Option("--cmr-queries", min=1, help="Sample-100 queries per seed.")] = 1000,
+    caption_items: Annotated[int, typer.Option("--caption-items", min=1)] = 100,
+    generation_items: Annotated[int, typer.Option("--generation-items", min=2)] = 32,
+    tryon_items: Annotated[int, typer.Option("--tryon-items", min=2)] = 32,
+    generation_steps: Annotated[int, typer.Option("--generation-steps", min=1)] = 25,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    seed: Annotated[int, typer.Option(help="Generation noise seed.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics and `meta` as JSON to this file ('-': stdout).")] = None,
+    tables: Annotated[bool, typer.Option("--tables", help="Also print the paper's Tables 1-5 with our numbers beside UniFashion's.")] = False,
+) -> None:
+    """Evaluate a model with the published protocols: cross-modal retrieval (sample-100 and full gallery),
+    composed retrieval (Fashion-IQ), captions (BLEU-4, METEOR, ROUGE-L, CIDEr), generation and try-on."""
+    from unifashion.data.formats.common import write_text_atomic
+    from unifashion.evaluation.evaluate import EvalConfig, evaluate, evaluation_meta
+    from unifashion.evaluation.sources import EVAL_SPLITS, find_sources
+    from unifashion.gallery_captions import caption_images, fashioniq_gallery
+    from unifashion.models.unified import UniFashion
+
+    config = EvalConfig(split=split, tasks=_comma_list(tasks, "--tasks"), categories=_comma_list(categories, "--categories"),
+                        cmr_queries=cmr_queries, caption_items=caption_items, generation_items=generation_items,
+                        tryon_items=tryon_items, generation_steps=generation_steps, batch_size=batch_size, seed=seed)
+    sources = find_sources(data)
+    sources.check_tasks(config.tasks)  # before the model loads: a wrong request fails at once
+    if gallery_captions is not None and caption_gallery:
+        raise UnifashionError("--gallery-captions and --caption-gallery: give one")
+    stored = None
+    if gallery_captions is not None:
+        try:
+            stored = json.loads(gallery_captions.read_text())
+        except (OSError, ValueError) as e:
+            raise UnifashionError(f"--gallery-captions {gallery_captions}: cannot read it as JSON ({e})") from None
+        if not isinstance(stored, dict) or not all(isinstance(v, str) for v in stored.values()):
+            raise UnifashionError(f"--gallery-captions {gallery_captions}: expected {{image name: caption}}")
+    net = UniFashion.from_pretrained(model)
+    start = time.perf_counter()
+    quiet = json_out is not None and str(json_out) == "-" and not err.is_terminal
+    with _StageProgress(quiet=quiet) as progress:
+        if caption_gallery and "cir" in config.tasks:
+            images = fashioniq_gallery(sources.fashioniq, split or EVAL_SPLITS["fashioniq"], config.categories)
+            stored = caption_images(net, images, style="detailed",
+                                    progress=lambda d, t: progress("gallery captions", d, t))
+        metrics = evaluate(net, sources, config, gallery_captions=stored, progress=progress)
+    result = {**metrics, "meta": evaluation_meta(str(model), sources, config, time.perf_counter() - start)}
+    text = json.dumps(result, indent=2, sort_keys=True) + "\n"
+    if json_out is not None and str(json_out) == "-":
+        sys.stdout.write(text)
+        return
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(json_out, text)
+    table = Table("metric", "value", title=f"{model} on {', '.join(sources.describe().values())}")
+    for key in sorted(metrics):
+        table.add_row(key, f"{metrics[key]:.2f}")
+    Console().print(table)
+    if tables:
+        from unifashion.evaluation.paper_tables import paper_tables
+
+        for t in paper_tables(metrics, result["meta"]["data"]):
+            shaped = Table("", *t.columns, title=t.title)
+            for label, values in t.rows:
+                shaped.add_row(label, *("–" if v is None else f"{v:.2f}" for v in values))
+            Console().print(shaped)
+    if json_out is not None:
+        err.print(f"wrote {json_out}")
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from unifashion.data.samples import ImageRef, Triplet
 from unifashion.data.synthetic.taxonomy import COLOURS
@@ -55,6 +56,15 @@ def relative_caption_keywords(triplets: Sequence[Triplet], max_words: int = 8) -
                     bag[lemma] = bag.get(lemma, 0) + 1
     return {name: ", ".join(w for w, _ in sorted(bag.items(), key=lambda kv: (-kv[1], kv[0]))[:max_words])
             for name, bag in counts.items() if bag}
+
+
+def fashioniq_gallery(root: Path, split: str, categories: Sequence[str] | None = None) -> list[tuple[str, ImageRef]]:
+    """(name, image) of every gallery image of the split (the given categories, or all), sorted by name."""
+    from unifashion.data.formats import fashioniq
+
+    names = sorted({n for c in (categories or fashioniq.categories(root))
+                    for n in fashioniq.load_image_split(root, c, split)})
+    return [(n, ImageRef(fashioniq.image_path(root, n))) for n in names]
 
 
 def caption_images(model, images: Sequence[tuple[str, ImageRef]], *, style: str = "detailed",

@@ -24,7 +24,7 @@ from unifashion.data.synthetic.catalog import CatalogConfig
 from unifashion.data.synthetic.world import WorldConfig, write_world
 from unifashion.evaluation.evaluate import EvalConfig, evaluate_world, first_view_per_product
 from unifashion.evaluation.model_scores import image_embeddings, max_over_queries, text_embeddings, triplet_query_text
-from unifashion.gallery_captions import caption_images
+from unifashion.gallery_captions import caption_images, fashioniq_gallery
 from unifashion.models.unified import UniFashion, load_config
 from unifashion.training import phases
 from unifashion.training.run import run_phase
@@ -108,10 +108,8 @@ def run_quickstart(out: Path, config: QuickstartConfig = QuickstartConfig(),
         shutil.rmtree(final)
     trained.save_pretrained(final)
     # 4. gallery captions of the validation images, from the images alone
-    root = world / "fashioniq"
-    names = sorted({n for c in fashioniq.categories(root) for n in fashioniq.load_image_split(root, c, "val")})
     gallery = timed("gallery captions", lambda: caption_images(
-        trained, [(n, ImageRef(fashioniq.image_path(root, n))) for n in names], style="detailed",
+        trained, fashioniq_gallery(world / "fashioniq", "val"), style="detailed",
         max_new_tokens=config.evaluation.max_new_tokens))
     (out / "gallery_captions.val.json").write_text(json.dumps(gallery, indent=1, sort_keys=True) + "\n")
     # 5. the trained model, evaluated

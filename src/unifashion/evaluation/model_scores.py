@@ -47,6 +47,20 @@ def max_over_queries(image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.nd
     return np.einsum("nqe,te->nqt", image_embeds, text_embeds).max(axis=1)
 
 
+@torch.no_grad()
+def paired_scores(model, images: Sequence, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    """(N,) the model's image-text score of image i with text i (PIL images): the best query's dot product
+    with the text embedding, both normalised (ITC's similarity)."""
+    if len(images) != len(texts) or not texts:
+        raise DataError(f"paired scores need as many images as texts, got {len(images)} and {len(texts)}")
+    out = []
+    for start, chunk in _batches(list(images), batch_size):
+        img = model.encode_image(list(chunk)).image_embeds.float().cpu().numpy()  # (b, Q, E)
+        txt = model.encode_text(list(texts[start:start + batch_size])).text_embeds.float().cpu().numpy()  # (b, E)
+        out.append(np.einsum("bqe,be->bq", img, txt).max(axis=1))
+    return np.concatenate(out)  # (N,)
+
+
 def cmr_scores(model, pairs: Sequence[ImageTextPair], batch_size: int = 32,
                progress: ProgressFn | None = None) -> np.ndarray:
     """(N, N) image-text scores where image i and text i belong to item i."""

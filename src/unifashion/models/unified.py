@@ -375,6 +375,25 @@ class UniFashion(nn.Module):
         Stages: 1. condition queries  2. adapter to the UNet's space  3. sampling  4. PIL images.
         """
         queries = self.condition_queries(images, texts)  # (B, 32, H)
+        return self._draw(queries, extra_channels, steps=steps, sampler=sampler, guidance_scale=guidance_scale,
+                          seed=seed, progress=progress)
+
+    @torch.no_grad()
+    def generate_tryon(self, samples: Sequence[TryOnSample], *, garment_image: bool = True, steps: int = 25,
+                       sampler: str = "dpm++", guidance_scale: float = 3.0, seed: int = 0,
+                       progress=None) -> list[Image.Image]:
+        """Try-on (the garment + its caption) or design (the caption alone) images of the persons in
+        `samples`, at the generator's size, from the inpainting model (paper Figure 3).
+
+        Stages: 1. condition queries  2. masked person, mask, sketch and pose channels  3.-5. as generate.
+        """
+        queries = self.tryon_condition_queries(samples, garment_image=garment_image)  # (B, 32, H)
+        extra = self.tryon_channels(samples)  # (B, C + 5, h, w)
+        return self._draw(queries, extra, steps=steps, sampler=sampler, guidance_scale=guidance_scale, seed=seed,
+                          progress=progress)
+
+    def _draw(self, queries: torch.Tensor, extra_channels: torch.Tensor | None, *, steps: int, sampler: str,
+              guidance_scale: float, seed: int, progress) -> list[Image.Image]:
         condition = self.adapters.condition(queries)  # (B, 32, Dc)
         generator = torch.Generator(device="cpu").manual_seed(seed)
         pixels = self.generator.sample(condition, extra_channels=extra_channels, sampler=sampler, steps=steps,

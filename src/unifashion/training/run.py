@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
-from unifashion.data.formats import catalog, fashion200k, fashiongen, fashioniq, vitonhd
+from unifashion.data.formats import CAPTION_STYLE, catalog, fashion200k, fashiongen, fashioniq, vitonhd
 from unifashion.data.formats.detect import detect_format
 from unifashion.data.training_sets import ComposedTriplets, ImageTextPairs, TryOnSamples, collate_items
 from unifashion.errors import ConfigError, DataError
@@ -22,8 +22,6 @@ from unifashion.training.phases import (AutoencoderPretraining, ComposedFinetuni
 from unifashion.training.trainer import TrainConfig, train
 
 PAIR_PHASES = (AutoencoderPretraining, QFormerPretraining, GenerativeAdaptation)
-# caption style each pair format's text is written in (paper Table 7)
-STYLE_OF_FORMAT = {"fashiongen": "professional", "catalog": "professional", "fashion200k": "short"}
 MODEL_DIR = "model"
 
 
@@ -54,7 +52,7 @@ def phase_data(phase, data: Path, *, skip_bad: bool = False) -> PhaseData:
         loader = {"catalog": lambda: catalog.load(root, split="train", skip_bad=skip_bad),
                   "fashiongen": lambda: fashiongen.load(root, "train", skip_bad=skip_bad),
                   "fashion200k": lambda: fashion200k.load(root, "train", skip_bad=skip_bad)}[fmt]
-        return PhaseData(ImageTextPairs(loader()), STYLE_OF_FORMAT[fmt], str(root))
+        return PhaseData(ImageTextPairs(loader()), CAPTION_STYLE[fmt], str(root))
     if isinstance(phase, ComposedFinetuning):
         _, root = _format_dir(data, ("fashioniq",))
         triplets = fashioniq.load(root, "train", skip_bad=skip_bad)
