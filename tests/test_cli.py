@@ -18,7 +18,7 @@ def run_cli(*args, cwd=None):
 
 
 @pytest.mark.parametrize("command", [[], ["synth"], ["data"], ["data", "inspect"], ["data", "contact-sheet"], ["train"],
-                                     ["captions"], ["quickstart"], ["model"], ["model", "info"]])
+                                     ["captions"], ["quickstart"], ["model"], ["model", "info"], ["eval"], ["ablate"]])
 def test_help_everywhere(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output

@@ -72,7 +72,8 @@ def test_tryon_is_scored_paired_and_unpaired_with_the_inpainting_model(small_wor
 def test_eval_cli_writes_the_documented_keys_and_meta(small_world, tiny_dir, tmp_path):
     out = tmp_path / "m.json"
     r = run_cli("eval", "--model", str(tiny_dir), "--data", str(small_world[0]), "--tasks", "cmr,cir",
-                "--split", "test", "--cmr-queries", "10", "--caption-gallery", "--json", str(out))
+                "--split", "test", "--cmr-queries", "10", "--caption-gallery", "--json", str(out),
+                "--report", str(tmp_path / "report"))
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads(out.read_text())
     for key in ("cmr.sample100.i2t.r1", "cmr.sample100.mean", "cmr.full.t2i.r10", "cir.avg.r10", "cir.avg.score",
@@ -82,6 +83,8 @@ def test_eval_cli_writes_the_documented_keys_and_meta(small_world, tiny_dir, tmp
     assert meta["model"] == str(tiny_dir) and meta["tasks"] == ["cmr", "cir"] and meta["seed"] == 0
     assert set(meta["data"]) == {"world", "catalog", "fashioniq", "vitonhd"} and meta["versions"]["torch"]
     assert "cmr.sample100.mean" in r.stdout  # the human table
+    assert (tmp_path / "report" / "plots" / "recall_curves.png").is_file()
+    assert "cmr.full.i2t" in (tmp_path / "report" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("args, named", [
@@ -93,6 +96,16 @@ def test_eval_cli_bad_requests_are_one_line_errors(small_world, tiny_dir, args, 
     r = run_cli("eval", "--model", str(tiny_dir), "--data", str(small_world[0]), *args)
     assert r.returncode == 1, r.stderr[-2000:]
     assert named in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_eval_cli_json_to_stdout_and_the_paper_tables(small_world, tiny_dir):
+    r = run_cli("eval", "--model", str(tiny_dir), "--data", str(small_world[0]), "--tasks", "cmr", "--split", "test",
+                "--cmr-queries", "5", "--json", "-")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["meta"]["tasks"] == ["cmr"]
+    r = run_cli("eval", "--model", str(tiny_dir), "--data", str(small_world[0]), "--tasks", "cmr", "--split", "test",
+                "--cmr-queries", "5", "--tables")
+    assert r.returncode == 0 and "Table 1" in r.stdout and "71.44" in r.stdout
 
 
 def test_eval_cli_task_without_its_data(small_world, tiny_dir):

@@ -53,3 +53,26 @@ def test_captions_cli_writes_gallery_and_fashion_iq_cap(small_world, tmp_path):
         assert summary["images"] == len(written) > 0
     assert json.loads((tmp_path / "fiqcap.json").read_text()).keys().isdisjoint(
         json.loads((tmp_path / "gallery.json").read_text()).keys())  # train images vs val gallery
+
+
+def test_gallery_captions_see_only_the_gallery_images(small_world, monkeypatch):
+    """No query text reaches the captioner: it gets each gallery image and the style, no hints."""
+    from unifashion.data.formats import fashioniq
+    from unifashion.gallery_captions import fashioniq_gallery
+
+    root = small_world[0] / "fashioniq"
+    model = UniFashion.from_config("tiny")
+    calls = []
+
+    def spy(images, style, *, max_new_tokens=None, hints=None, **kw):
+        calls.append({"n": len(images), "style": style, "hints": hints, "extra": kw})
+        return ["x"] * len(images)
+
+    monkeypatch.setattr(model, "caption", spy)
+    gallery = fashioniq_gallery(root, "val")
+    captions = caption_images(model, gallery, batch_size=4)
+    assert set(captions) == {name for name, _ in gallery}
+    assert sum(c["n"] for c in calls) == len(gallery)
+    assert all(c["style"] == "detailed" and c["hints"] is None and not c["extra"] for c in calls)
+    queries = fashioniq.load(root, "val")
+    assert queries and {name for name, _ in gallery} >= {t.target_id for t in queries if t.target_id}

@@ -84,3 +84,28 @@ def test_caption_scores_hand_computed():
     # CIDEr-D averages over references: item a = 10 * (1 + 0) / 2, item b = 10 -> 7.5 -> x100
     assert s["cider"] == pytest.approx(750.0, abs=1e-3)
     assert 95.0 < s["meteor"] <= 100.0  # exact match, minus METEOR's fragmentation penalty
+
+
+def test_caption_scores_equal_pycocoevalcaps_own_scorers():
+    """Non-trivial captions: our one-call scores equal pycocoevalcap's scorers called directly."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    preds = {"a": "a red dress with long sleeves", "b": "black leather jacket, zip front",
+             "c": "white cotton shirt with a classic collar", "d": "blue jeans"}
+    refs = {"a": ["red silk dress with long sleeves and a v-neck", "a long-sleeved red dress"],
+            "b": ["black leather biker jacket with a zip front"],
+            "c": ["white shirt in cotton with a classic collar and short sleeves"],
+            "d": ["slim blue denim jeans with five pockets"]}
+    tok = PTBTokenizer()
+    gts = tok.tokenize({k: [{"caption": r} for r in v] for k, v in refs.items()})
+    res = tok.tokenize({k: [{"caption": v}] for k, v in preds.items()})
+    direct = {"bleu4": Bleu(4).compute_score(gts, res, verbose=0)[0][3], "meteor": Meteor().compute_score(gts, res)[0],
+              "rouge_l": Rouge().compute_score(gts, res)[0], "cider": Cider().compute_score(gts, res)[0]}
+    ours = caption_scores(preds, refs)
+    for key, value in direct.items():
+        assert ours[key] == pytest.approx(100.0 * value, abs=1e-6), key
+    assert 0 < ours["bleu4"] < 100 and 0 < ours["cider"]

@@ -20,7 +20,9 @@ def test_quickstart_runs_every_stage_on_a_tiny_model(tmp_path):
                                       "train phase2"}
     for name in ("report.md", "report.html", "metrics.json", "report_img/losses.png", "report_img/captions.png",
                  "report_img/generation.png", "report_img/retrieval.png", "report_img/composed.png",
-                 "gallery_captions.val.json"):
+                 "gallery_captions.val.json", "eval_report/report.md", "eval_report/report.html",
+                 "eval_report/plots/recall_curves.png", "eval_report/plots/cir_categories.png",
+                 "eval_report/plots/captions.png", "eval_report/plots/generations.png"):
         assert (out / name).is_file(), name
     assert json.loads((out / "metrics.json").read_text())["seconds"] == summary["seconds"]
     report = (out / "report.md").read_text()

@@ -72,3 +72,20 @@ def test_two_cpu_processes_under_accelerate_launch(small_world, tmp_path):
     assert {"itc_loss", "itm_loss"} <= set(summary["losses"])
     assert len((tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()) >= 1
     assert UniFashion.from_pretrained(tmp_path / "ddp" / "model").config.qformer.num_query_tokens == 8
+
+
+def test_a_new_model_is_initialised_from_the_seed(small_world, tmp_path):
+    import torch
+
+    from unifashion.training.phases import QFormerPretraining
+    from unifashion.training.run import run_phase
+    from unifashion.training.trainer import TrainConfig
+
+    def trained(name, seed):
+        run_phase(QFormerPretraining(), small_world[0], tmp_path / name, TrainConfig(steps=1, batch_size=4, seed=seed),
+                  model_config="tiny", progress=False)
+        return UniFashion.from_pretrained(tmp_path / name / "model").qformer.state_dict()
+
+    a, b, c = trained("a", 0), trained("b", 0), trained("c", 1)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same seed: the same init and the same step
+    assert not all(torch.equal(a[k], c[k]) for k in a)

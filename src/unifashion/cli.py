@@ -269,11 +269,12 @@ def eval_(
     seed: Annotated[int, typer.Option(help="Generation noise seed.")] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics and `meta` as JSON to this file ('-': stdout).")] = None,
     tables: Annotated[bool, typer.Option("--tables", help="Also print the paper's Tables 1-5 with our numbers beside UniFashion's.")] = False,
+    report: Annotated[Path | None, typer.Option(help="Write a report (Markdown + HTML with plots) into this folder.")] = None,
 ) -> None:
     """Evaluate a model with the published protocols: cross-modal retrieval (sample-100 and full gallery),
     composed retrieval (Fashion-IQ), captions (BLEU-4, METEOR, ROUGE-L, CIDEr), generation and try-on."""
     from unifashion.data.formats.common import write_text_atomic
-    from unifashion.evaluation.evaluate import EvalConfig, evaluate, evaluation_meta
+    from unifashion.evaluation.evaluate import EvalConfig, EvalDetails, evaluate, evaluation_meta
     from unifashion.evaluation.sources import EVAL_SPLITS, find_sources
     from unifashion.gallery_captions import caption_images, fashioniq_gallery
     from unifashion.models.unified import UniFashion
@@ -301,8 +302,13 @@ def eval_(
             images = fashioniq_gallery(sources.fashioniq, split or EVAL_SPLITS["fashioniq"], config.categories)
             stored = caption_images(net, images, style="detailed",
                                     progress=lambda d, t: progress("gallery captions", d, t))
-        metrics = evaluate(net, sources, config, gallery_captions=stored, progress=progress)
+        details = EvalDetails() if report is not None else None
+        metrics = evaluate(net, sources, config, gallery_captions=stored, progress=progress, details=details)
     result = {**metrics, "meta": evaluation_meta(str(model), sources, config, time.perf_counter() - start)}
+    if report is not None:
+        from unifashion.evaluation.report import write_eval_report
+
+        err.print(f"report: {write_eval_report(report, metrics, result['meta'], details)}")
     text = json.dumps(result, indent=2, sort_keys=True) + "\n"
     if json_out is not None and str(json_out) == "-":
         sys.stdout.write(text)
@@ -324,6 +330,34 @@ def eval_(
             Console().print(shaped)
     if json_out is not None:
         err.print(f"wrote {json_out}")
+
+
+@app.command()
+def ablate(
+    data: Annotated[Path, typer.Option(help="A synthetic world, or a folder with image-text pairs and Fashion-IQ.")],
+    out: Annotated[Path, typer.Option(help="Folder for the runs, ablation.json and table.md.")],
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per variant (mean ± std over them).")] = 3,
+    config: Annotated[str, typer.Option(help="Model config: quickstart, embedded, tiny or a YAML/JSON file.")] = "quickstart",
+    phase1a_steps: Annotated[int | None, typer.Option("--phase1a-steps", min=1, show_default="120")] = None,
+    phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, show_default="60")] = None,
+    vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, show_default="150")] = None,
+    phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, show_default="40")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """The paper's Table 5 under equal budgets: Base, +LLM, +LLM with captions, +LLM+diffusion."""
+    from dataclasses import replace
+
+    from unifashion.ablation import AblationConfig, run_ablation, table_markdown
+
+    given = {"model_config": config, "phase1a_steps": phase1a_steps, "phase1b_steps": phase1b_steps,
+             "vae_steps": vae_steps, "phase2_steps": phase2_steps}
+    ac = replace(AblationConfig(seeds=tuple(range(seeds))), **{k: v for k, v in given.items() if v is not None})
+    with _StageProgress(quiet=as_json and not err.is_terminal) as progress:
+        summary = run_ablation(data, out, ac, progress=progress, log=lambda line: err.print(line))
+    if as_json:
+        _print_json(summary)
+    else:
+        Console().print(table_markdown(summary["table"], summary["seconds"], ac), highlight=False)
 
 
 @app.command()

@@ -16,14 +16,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from unifashion.data.formats import catalog, fashioniq
 from unifashion.data.samples import ImageRef
 from unifashion.data.synthetic.catalog import CatalogConfig
 from unifashion.data.synthetic.world import WorldConfig, write_world
-from unifashion.evaluation.evaluate import EvalConfig, evaluate_world, first_view_per_product
+from unifashion.evaluation.evaluate import EvalConfig, EvalDetails, evaluate_world, evaluation_meta, first_view_per_product
 from unifashion.evaluation.model_scores import image_embeddings, max_over_queries, text_embeddings, triplet_query_text
+from unifashion.evaluation.report import write_eval_report
+from unifashion.evaluation.sources import find_sources
 from unifashion.gallery_captions import caption_images, fashioniq_gallery
 from unifashion.models.unified import UniFashion, load_config
 from unifashion.training import phases
@@ -81,6 +84,7 @@ def run_quickstart(out: Path, config: QuickstartConfig = QuickstartConfig(),
                                        progress=progress))
     # 2. the untrained model, evaluated
     model_config = load_config(config.model_config)
+    torch.manual_seed(config.seed)  # the same init as the vae phase's (run_phase seeds it alike)
     untrained = UniFashion.from_config(model_config)
     before = timed("evaluate untrained", lambda: evaluate_world(untrained, world, config.evaluation, progress=progress))
     untrained = None  # free it before training
@@ -113,14 +117,18 @@ def run_quickstart(out: Path, config: QuickstartConfig = QuickstartConfig(),
         max_new_tokens=config.evaluation.max_new_tokens))
     (out / "gallery_captions.val.json").write_text(json.dumps(gallery, indent=1, sort_keys=True) + "\n")
     # 5. the trained model, evaluated
-    after = timed("evaluate trained", lambda: evaluate_world(trained, world, config.evaluation,
-                                                             gallery_captions=gallery, progress=progress))
+    details = EvalDetails()
+    after = timed("evaluate trained", lambda: evaluate_world(trained, world, config.evaluation, gallery_captions=gallery,
+                                                             progress=progress, details=details))
     # 6. the report
     seconds = round(time.perf_counter() - start, 1)
     summary = {"config": asdict(config), "seconds": seconds, "timings": timings, "before": before, "after": after,
                "model": str(final), "targets": target_rows(with_derived(before), with_derived(after))}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     write_report(out, trained, world, summary, config.evaluation.generation_steps)
+    # the evaluation report of the trained model (the one `unifashion eval --report` writes)
+    meta = evaluation_meta(str(final), find_sources([world]), config.evaluation, timings["evaluate trained"])
+    write_eval_report(out / "eval_report", after, meta, details)
     return summary
 
 

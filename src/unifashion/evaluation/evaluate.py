@@ -15,7 +15,7 @@ are given)  3. captions  4. generation  5. try-on.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,15 @@ class EvalConfig:
     tryon_items: int = 32  # VITON-HD test persons generated per setting (paired, unpaired)
     seed: int = 0  # generation noise
     batch_size: int = 32
+
+
+@dataclass
+class EvalDetails:
+    """What a report draws beyond the metrics, filled by `evaluate` when it is given one."""
+    curves: dict[str, dict[int, float]] = field(default_factory=dict)  # "cmr.full.i2t|t2i", "cir.<category>": {K: R@K}
+    captions: list[dict] = field(default_factory=list)  # {"image": ImageRef, "prediction", "reference"}
+    generations: list[dict] = field(default_factory=list)  # {"real": ImageRef, "generated": PIL image, "text"}
+    examples: int = 8  # captions and generations kept
 
 
 def _flatten(prefix: str, result: dict) -> dict[str, float]:
@@ -91,9 +100,10 @@ def _uint8(images, size=None) -> np.ndarray:
 
 
 def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
-             gallery_captions: dict[str, str] | None = None, progress: ProgressFn | None = None) -> dict:
+             gallery_captions: dict[str, str] | None = None, progress: ProgressFn | None = None,
+             details: EvalDetails | None = None) -> dict:
     """Every task in config.tasks on the sources' evaluation splits; DataError first when the sources
-    cannot serve a task."""
+    cannot serve a task. `details`, when given, receives recall@K curves and examples for a report."""
     sources.check_tasks(config.tasks)
     if "tryon" in config.tasks and not model.generator.config.inpainting:
         raise ConfigError("task tryon needs a model whose generator is the inpainting variant "
@@ -110,6 +120,9 @@ def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
         metrics.update(_flatten("cmr.sample100", cmr_sample100(sim, ids, subs, n_queries=config.cmr_queries,
                                                                seeds=config.cmr_seeds)))
         metrics.update(_flatten("cmr.full", cmr_full(sim, ids)))
+        if details is not None:
+            curve = cmr_full(sim, ids, ks=range(1, 51))
+            details.curves.update({"cmr.full.i2t": curve["i2t"], "cmr.full.t2i": curve["t2i"]})
 
     # 2. composed retrieval, per Fashion-IQ category, image / caption / both
     if "cir" in config.tasks:
@@ -118,6 +131,9 @@ def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
         for category in fashioniq_categories(root, split, config.categories):
             s = cir_scores(model, root, split, category, gallery_captions, config.batch_size, progress)
             variants["img"][category] = fashioniq_recall(s["image"], s["target_index"])
+            if details is not None:  # the curve of the score that ranks (both, when there are captions)
+                main_scores = s["image"] if s["caption"] is None else combine_scores(s["image"], s["caption"])
+                details.curves[f"cir.{category}"] = fashioniq_recall(main_scores, s["target_index"], ks=range(1, 101))
             if s["caption"] is not None:
                 variants["cap"][category] = fashioniq_recall(s["caption"], s["target_index"])
                 variants["both"][category] = fashioniq_recall(combine_scores(s["image"], s["caption"]),
@@ -143,6 +159,9 @@ def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
             if progress:
                 progress("captioning", start + len(chunk), len(items))
         scores = caption_scores(predictions, {p.item_id: [p.caption] for p in items})
+        if details is not None:
+            details.captions = [{"image": p.image, "prediction": predictions[p.item_id], "reference": p.caption}
+                                for p in items[: details.examples]]
         metrics.update({f"cap.{k}": float(v) for k, v in scores.items()})
 
     # 4. generation from the descriptions: FID/KID against the real images, text and colour adherence
@@ -163,6 +182,9 @@ def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
         metrics.update(realism("gen", real, fake))
         metrics["gen.model_itc_score"] = float(paired_scores(model, generated, texts).mean())
         metrics["gen.model_itc_score_real"] = float(paired_scores(model, real_images, texts).mean())
+        if details is not None:
+            details.generations = [{"real": p.image, "generated": g, "text": t}
+                                   for p, g, t in list(zip(items, generated, texts))[: details.examples]]
         if all("colour" in p.extra.get("attributes", {}) for p in items):
             requested = np.array([COLOURS[p.extra["attributes"]["colour"]] for p in items])
             metrics["gen.colour_match"] = 100.0 * dominant_colour_match(fake, requested, COLOURS)
@@ -186,9 +208,11 @@ def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
 
 
 def evaluate_world(model, world: Path, config: EvalConfig = EvalConfig(), *,
-                   gallery_captions: dict[str, str] | None = None, progress: ProgressFn | None = None) -> dict:
+                   gallery_captions: dict[str, str] | None = None, progress: ProgressFn | None = None,
+                   details: EvalDetails | None = None) -> dict:
     """`evaluate` on a synthetic world (its catalog, Fashion-IQ and VITON-HD folders)."""
-    return evaluate(model, find_sources([Path(world)]), config, gallery_captions=gallery_captions, progress=progress)
+    return evaluate(model, find_sources([Path(world)]), config, gallery_captions=gallery_captions, progress=progress,
+                    details=details)
 
 
 def evaluation_meta(model: str, sources: EvalSources, config: EvalConfig, seconds: float) -> dict:

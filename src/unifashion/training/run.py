@@ -72,6 +72,8 @@ def run_phase(phase, data: Path, out: Path, train_config: TrainConfig, *, init: 
         from dataclasses import replace
 
         phase = replace(phase, caption_style=pd.style)  # the data's own caption style
+    if init is None:
+        torch.manual_seed(train_config.seed)  # the new parts' random init: the same seed, the same model
     model = UniFashion.from_pretrained(init) if init is not None else UniFashion.from_config(model_config)
     if isinstance(phase, GarmentGeneration):
         model.make_generator_inpainting()  # before training (and before a resumed checkpoint is loaded)

@@ -1,0 +1,144 @@
+"""An evaluation report people can read: Markdown and HTML with matplotlib plots.
+
+Plots: recall@K curves (cross-modal retrieval in both directions over the full gallery, composed
+retrieval per category), per-category composed-retrieval bars with the caption variants, captions
+under their images beside the references, and generated images beside the real ones.
+Stages: 1. plots  2. Markdown  3. HTML. Everything is written under OUT (report.md, report.html, plots/).
+"""
+from __future__ import annotations
+
+import html
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from unifashion.data.formats.common import write_text_atomic
+from unifashion.evaluation.evaluate import EvalDetails
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def recall_curves(details: EvalDetails, path: Path) -> bool:
+    curves = details.curves
+    cmr = {k: v for k, v in curves.items() if k.startswith("cmr.")}
+    cir = {k: v for k, v in curves.items() if k.startswith("cir.")}
+    panels = [(title, c) for title, c in (("Cross-modal retrieval (full gallery)", cmr),
+                                          ("Composed retrieval (Fashion-IQ protocol)", cir)) if c]
+    if not panels:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
+    for ax, (title, group) in zip(axes[0], panels):
+        for name, curve in sorted(group.items()):
+            ks = sorted(curve)
+            ax.plot(ks, [curve[k] for k in ks], label=name.split(".", 1)[1].replace("full.", ""))
+        ax.set(title=title, xlabel="K", ylabel="recall@K (%)", ylim=(0, 100))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def category_bars(metrics: dict, path: Path) -> bool:
+    categories = sorted({k.split(".")[1] for k in metrics if k.startswith("cir.") and k.endswith(".r10")
+                         and k.count(".") == 2} - {"avg"})
+    if not categories:
+        return False
+    plt = _pyplot()
+    variants = [(v, metrics[f"cir.variants.{v}.avg.score"]) for v in ("img", "cap", "both")
+                if f"cir.variants.{v}.avg.score" in metrics]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 1]})
+    names = categories + ["avg"]
+    x = np.arange(len(names))
+    for offset, k in ((-0.2, "r10"), (0.2, "r50")):
+        axes[0].bar(x + offset, [metrics[f"cir.{c}.{k}"] for c in names], width=0.4, label=f"R@{k[1:]}")
+    axes[0].set(xticks=x, xticklabels=names, ylabel="%", ylim=(0, 100), title="Composed retrieval per category")
+    axes[0].legend()
+    axes[1].bar([v for v, _ in variants], [s for _, s in variants], color="tab:green")
+    axes[1].set(ylim=(0, 100), title="(R@10 + R@50) / 2 by score")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def caption_examples(details: EvalDetails, path: Path) -> bool:
+    if not details.captions:
+        return False
+    plt = _pyplot()
+    n = len(details.captions)
+    fig, axes = plt.subplots(1, n, figsize=(2.3 * n, 4.2), squeeze=False)
+    for ax, ex in zip(axes[0], details.captions):
+        ax.imshow(np.asarray(ex["image"].load().convert("RGB")))
+        ax.set_axis_off()
+        text = "model: " + "\n".join(textwrap.wrap(ex["prediction"], 28)[:4]) + "\n\ntruth: " + \
+            "\n".join(textwrap.wrap(ex["reference"], 28)[:4])
+        ax.text(0, -0.05, text, transform=ax.transAxes, va="top", fontsize=7)
+    fig.subplots_adjust(bottom=0.45, wspace=0.1)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def generation_grid(details: EvalDetails, path: Path) -> bool:
+    if not details.generations:
+        return False
+    plt = _pyplot()
+    n = len(details.generations)
+    fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.4), squeeze=False)
+    for i, ex in enumerate(details.generations):
+        axes[0][i].imshow(np.asarray(ex["real"].load().convert("RGB")))
+        axes[1][i].imshow(np.asarray(ex["generated"].convert("RGB")), interpolation="nearest")
+        for row in (0, 1):
+            axes[row][i].set_axis_off()
+    axes[0][0].set_title("real", loc="left", fontsize=9)
+    axes[1][0].set_title("generated from its description", loc="left", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def write_eval_report(out: Path, metrics: dict, meta: dict, details: EvalDetails) -> Path:
+    """OUT/report.md and OUT/report.html with the plots in OUT/plots; returns the Markdown path."""
+    out = Path(out)
+    plots = out / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    # 1. plots (each only when its data was measured)
+    drawn = {name: fn(plots / f"{name}.png") for name, fn in (
+        ("recall_curves", lambda p: recall_curves(details, p)), ("cir_categories", lambda p: category_bars(metrics, p)),
+        ("captions", lambda p: caption_examples(details, p)), ("generations", lambda p: generation_grid(details, p)))}
+    titles = {"recall_curves": "Recall@K", "cir_categories": "Composed retrieval by category",
+              "captions": "Captions (model and truth)", "generations": "Generated beside real"}
+    data = ", ".join(f"{k}: {v}" for k, v in meta.get("data", {}).items())
+    # 2. Markdown
+    md = ["# UniFashion evaluation", "", f"Model `{meta.get('model')}`; data {data}; {meta.get('time')}; "
+          f"{meta.get('seconds')} s.", "", "| metric | value |", "|---|---|"]
+    md += [f"| {k} | {metrics[k]:.2f} |" for k in sorted(metrics)]
+    for name, ok in drawn.items():
+        if ok:
+            md += ["", f"## {titles[name]}", "", f"![{name}](plots/{name}.png)"]
+    if details.captions:
+        md += ["", "| model caption | reference |", "|---|---|"]
+        md += [f"| {c['prediction']} | {c['reference']} |" for c in details.captions]
+    write_text_atomic(out / "report.md", "\n".join(md) + "\n")
+    # 3. HTML
+    esc = html.escape
+    rows = "".join(f"<tr><td>{esc(k)}</td><td>{metrics[k]:.2f}</td></tr>" for k in sorted(metrics))
+    figures = "".join(f"<h2>{esc(titles[n])}</h2><img src='plots/{n}.png'>" for n, ok in drawn.items() if ok)
+    write_text_atomic(out / "report.html", (
+        "<!doctype html><meta charset='utf-8'><title>UniFashion evaluation</title>"
+        "<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto}td{padding:2px 8px}</style>"
+        f"<h1>UniFashion evaluation</h1><p>Model <code>{esc(str(meta.get('model')))}</code>; data {esc(data)}; "
+        f"{esc(str(meta.get('time')))}</p><table>{rows}</table>{figures}"))
+    return out / "report.md"
