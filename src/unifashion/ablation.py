@@ -38,7 +38,7 @@ COLUMNS = (("CMR", "cmr.sample100.mean"), ("CIR", "cir.avg.score"), ("FIC BLEU-4
 
 @dataclass(frozen=True)
 class AblationConfig:
-    """Budgets shared by every variant (sizes chosen to fit the README's stated time on 2 cores)."""
+    """Budgets shared by every variant (not yet timed end to end on 2 cores: see README, `unifashion ablate`)."""
     model_config: str = "quickstart"
     seeds: tuple[int, ...] = (0, 1, 2)
     batch_size: int = 16
@@ -88,13 +88,11 @@ def run_ablation(data: Path, out: Path, config: AblationConfig = AblationConfig(
         log(f"seed {seed} {name}: {time.perf_counter() - t0:.0f} s")
         return run_dir / "model"
 
-    def score(model_dir: Path, tasks: tuple[str, ...], captions: dict | None = None) -> dict:
-        model = UniFashion.from_pretrained(model_dir)
+    def score(model: UniFashion, tasks: tuple[str, ...], captions: dict | None = None) -> dict:
         return evaluate(model, sources, replace(config.evaluation, tasks=tasks), gallery_captions=captions,
                         progress=progress)
 
-    def gallery_captions(model_dir: Path) -> dict[str, str]:
-        model = UniFashion.from_pretrained(model_dir)
+    def gallery_captions(model: UniFashion) -> dict[str, str]:
         split = config.evaluation.split or EVAL_SPLITS["fashioniq"]
         return caption_images(model, fashioniq_gallery(sources.fashioniq, split), style="detailed",
                               max_new_tokens=config.evaluation.max_new_tokens)
@@ -109,11 +107,10 @@ def run_ablation(data: Path, out: Path, config: AblationConfig = AblationConfig(
             for name, phase, steps in chain:
                 previous = train(name, phase, steps, previous, seed)
             finals[variant] = previous
-        results = {"Base": score(finals["Base"], ("cmr", "cir")),
-                   "+LLM": score(finals["+LLM"], ("cmr", "cir", "cap"))}
-        results["+LLM w/ cap"] = {**results["+LLM"], **score(finals["+LLM"], ("cir",), gallery_captions(finals["+LLM"]))}
-        results["+LLM+diff."] = score(finals["+LLM+diff."], ("cmr", "cir", "cap", "gen"),
-                                      gallery_captions(finals["+LLM+diff."]))
+        base, llm, full = (UniFashion.from_pretrained(finals[v]) for v in ("Base", "+LLM", "+LLM+diff."))
+        results = {"Base": score(base, ("cmr", "cir")), "+LLM": score(llm, ("cmr", "cir", "cap"))}
+        results["+LLM w/ cap"] = {**results["+LLM"], **score(llm, ("cir",), gallery_captions(llm))}
+        results["+LLM+diff."] = score(full, ("cmr", "cir", "cap", "gen"), gallery_captions(full))
         per_seed[str(seed)] = results
         log(f"seed {seed} done: " + "; ".join(f"{v} CIR {r['cir.avg.score']:.2f}" for v, r in results.items()))
 

@@ -171,7 +171,6 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Train one phase on one CPU, or on many GPUs/machines under `accelerate launch -m unifashion train ...`."""
-
     from unifashion.models.unified import load_config
     from unifashion.training import phases
     from unifashion.training.run import run_phase

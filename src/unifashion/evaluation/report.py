@@ -26,6 +26,12 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: Path) -> bool:
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return True
+
+
 def recall_curves(details: EvalDetails, path: Path) -> bool:
     curves = details.curves
     cmr = {k: v for k, v in curves.items() if k.startswith("cmr.")}
@@ -44,9 +50,7 @@ def recall_curves(details: EvalDetails, path: Path) -> bool:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def category_bars(metrics: dict, path: Path) -> bool:
@@ -67,9 +71,7 @@ def category_bars(metrics: dict, path: Path) -> bool:
     axes[1].bar([v for v, _ in variants], [s for _, s in variants], color="tab:green")
     axes[1].set(ylim=(0, 100), title="(R@10 + R@50) / 2 by score")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def caption_examples(details: EvalDetails, path: Path) -> bool:
@@ -85,9 +87,7 @@ def caption_examples(details: EvalDetails, path: Path) -> bool:
             "\n".join(textwrap.wrap(ex["reference"], 28)[:4])
         ax.text(0, -0.05, text, transform=ax.transAxes, va="top", fontsize=7)
     fig.subplots_adjust(bottom=0.45, wspace=0.1)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def generation_grid(details: EvalDetails, path: Path) -> bool:
@@ -104,9 +104,7 @@ def generation_grid(details: EvalDetails, path: Path) -> bool:
     axes[0][0].set_title("real", loc="left", fontsize=9)
     axes[1][0].set_title("generated from its description", loc="left", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def write_eval_report(out: Path, metrics: dict, meta: dict, details: EvalDetails) -> Path:

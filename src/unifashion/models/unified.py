@@ -328,17 +328,14 @@ class UniFashion(nn.Module):
         worded = [i for i, c in enumerate(captions) if c is not None]
         plain = [i for i, c in enumerate(captions) if c is None]
         garments = [s.garment.load() for s in samples] if garment_image else None
-        parts = {}
+        parts = []
         if worded:
-            parts[tuple(worded)] = self.condition_queries([garments[i] for i in worded] if garments else None,
-                                                          [captions[i] for i in worded])  # (w, 32, H)
+            parts.append(self.condition_queries([garments[i] for i in worded] if garments else None,
+                                                [captions[i] for i in worded]))  # (w, 32, H)
         if plain:
-            parts[tuple(plain)] = self.condition_queries([garments[i] for i in plain])  # (p, 32, H)
-        first = next(iter(parts.values()))
-        queries = first.new_empty(len(samples), *first.shape[1:])  # (B, 32, H)
-        for rows, value in parts.items():
-            queries[list(rows)] = value
-        return queries
+            parts.append(self.condition_queries([garments[i] for i in plain]))  # (p, 32, H)
+        queries = torch.cat(parts)  # (B, 32, H), worded rows first
+        return queries[torch.argsort(torch.tensor(worded + plain))]  # back in the samples' order
 
     @torch.no_grad()
     def tryon_channels(self, samples: Sequence[TryOnSample]) -> torch.Tensor:
