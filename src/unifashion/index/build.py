@@ -1,0 +1,181 @@
+"""Embedding a catalog into an index, in batches, resumable after an interruption.
+
+Stages: 1. the items (a dataset folder or a folder of images)  2. per chunk of items: image query
+vectors, gallery captions (written by the model from the image alone) and their vectors, saved as
+chunk files under OUT/.build/  3. the chunks assembled into the index's first segment (or added to
+an existing index). A rerun with the same model and items skips the chunks already on disk.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unifashion.data.formats.common import write_text_atomic
+from unifashion.data.samples import ImageRef
+from unifashion.errors import DataError
+from unifashion.index.catalog_index import CatalogIndex, CatalogItem, model_fingerprint
+from unifashion.index.vector_index import AnnConfig
+
+ProgressFn = Callable[[str, int, int], None]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+BUILD_DIR = ".build"
+
+
+def items_from_data(data: Path, split: str | None = None) -> list[CatalogItem]:
+    """Items of a dataset folder with image-text pairs (a world's catalog, FashionGen, Fashion200K)."""
+    from unifashion.evaluation.sources import find_sources
+
+    sources = find_sources([Path(data)])
+    if sources.pairs is None:
+        raise DataError(f"{data}: no image-text pairs (a catalog, FashionGen or Fashion200K) to index")
+    loaders = _pair_loaders()
+    fmt = sources.pairs_format
+    splits = [split] if split else _splits(fmt)
+    pairs = [p for s in splits for p in loaders[fmt](sources.pairs, s)]
+    if not pairs:
+        raise DataError(f"{sources.pairs}: no items in split(s) {', '.join(splits)}")
+    seen: set[str] = set()
+    items = []
+    for p in pairs:
+        if p.item_id in seen:
+            continue
+        seen.add(p.item_id)
+        items.append(CatalogItem(item_id=p.item_id, product_id=p.product_id, category=p.category,
+                                 subcategory=p.subcategory, title=p.title, text=p.caption,
+                                 image_path=str(Path(p.image.path).resolve()), image_key=p.image.key,
+                                 image_row=p.image.index))
+    return items
+
+
+def _pair_loaders():
+    from unifashion.data.formats import catalog, fashion200k, fashiongen
+
+    return {"fashiongen": fashiongen.load, "catalog": catalog.load, "fashion200k": fashion200k.load}
+
+
+def _splits(fmt: str) -> list[str]:
+    return {"fashiongen": ["train", "validation"], "catalog": ["train", "val", "test"],
+            "fashion200k": ["train", "test"]}[fmt]
+
+
+def items_from_images(folder: Path) -> list[CatalogItem]:
+    """One item per image file under `folder` (recursively); the id is the path without suffix."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder of images")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+    items = []
+    for path in files:
+        rel = path.relative_to(folder).with_suffix("").as_posix()
+        parent = path.relative_to(folder).parent.as_posix()
+        items.append(CatalogItem(item_id=rel, product_id=rel, category="" if parent == "." else parent,
+                                 title=path.stem, image_path=str(path.resolve())))
+    return items
+
+
+def _plan(fingerprint: str, items: Sequence[CatalogItem], captions: bool, chunk: int) -> dict:
+    ids = hashlib.sha256("\n".join(it.item_id for it in items).encode()).hexdigest()
+    return {"fingerprint": fingerprint, "items_sha256": ids, "items": len(items), "captions": captions,
+            "chunk": chunk}
+
+
+@torch.no_grad()
+def embed_items(model, items: Sequence[CatalogItem], work: Path, *, captions: bool = True, chunk: int = 256,
+                batch_size: int = 32, max_new_tokens: int | None = None,
+                progress: ProgressFn | None = None) -> tuple[list[CatalogItem], np.ndarray, np.ndarray | None]:
+    """Image vectors (N, Q, E), gallery captions and their vectors (N, E) of `items`, chunk by chunk
+    under `work` (kept until the caller deletes it, so that an interrupted run resumes)."""
+    fingerprint = model_fingerprint(model)
+    plan = _plan(fingerprint, items, captions, chunk)
+    work.mkdir(parents=True, exist_ok=True)
+    plan_file = work / "plan.json"
+    if plan_file.exists():
+        old = json.loads(plan_file.read_text())
+        if old != plan:
+            raise DataError(f"{work}: a partial build of another model or item list is here; "
+                            "delete it or build with --restart")
+    else:
+        write_text_atomic(plan_file, json.dumps(plan, indent=1) + "\n")
+    chunks = range(0, len(items), chunk)
+    done = sum((work / f"chunk-{c // chunk:06d}.json").exists() for c in chunks)
+    if progress:
+        progress("embed catalog", done * chunk if done < len(chunks) else len(items), len(items))
+    for c in chunks:
+        meta = work / f"chunk-{c // chunk:06d}.json"
+        if meta.exists():
+            continue
+        part = items[c:c + chunk]
+        vectors, caption_texts, caption_vectors = [], [], []
+        for b in range(0, len(part), batch_size):
+            batch = part[b:b + batch_size]
+            images = [_load(it) for it in batch]
+            features = model.encode_image(images)
+            vectors.append(features.image_embeds.float().cpu().numpy())  # (b, Q, E)
+            if captions:
+                texts = model.caption(images, "detailed", max_new_tokens=max_new_tokens)
+                caption_texts.extend(texts)
+                caption_vectors.append(model.encode_text(texts).text_embeds.float().cpu().numpy())  # (b, E)
+            if progress:
+                progress("embed catalog", c + b + len(batch), len(items))
+        np.save(work / f"chunk-{c // chunk:06d}-images.npy", np.concatenate(vectors).astype(np.float16))
+        if captions:
+            np.save(work / f"chunk-{c // chunk:06d}-captions.npy", np.concatenate(caption_vectors).astype(np.float16))
+        write_text_atomic(meta, json.dumps({"captions": caption_texts}) + "\n")  # written last: the chunk is done
+    images = np.concatenate([np.load(work / f"chunk-{c // chunk:06d}-images.npy", allow_pickle=False) for c in chunks])
+    caption_vectors = (np.concatenate([np.load(work / f"chunk-{c // chunk:06d}-captions.npy", allow_pickle=False)
+                                       for c in chunks]) if captions else None)
+    texts = [t for c in chunks for t in json.loads((work / f"chunk-{c // chunk:06d}.json").read_text())["captions"]]
+    out_items = [CatalogItem(**{**it.__dict__, "caption": texts[i] if captions else ""}) for i, it in enumerate(items)]
+    return out_items, images, caption_vectors
+
+
+def _load(item: CatalogItem):
+    return ImageRef(Path(item.image_path), item.image_key, item.image_row).load()
+
+
+def build_index(model, items: Sequence[CatalogItem], out: Path, *, model_source: str, captions: bool = True,
+                ann: AnnConfig = AnnConfig(), approximate: bool | None = None, overwrite: bool = False,
+                restart: bool = False, batch_size: int = 32, progress: ProgressFn | None = None) -> CatalogIndex:
+    """A new index at `out` from `items` (stages in the module docstring)."""
+    out = Path(out)
+    if not items:
+        raise DataError("no items to index")
+    if (out / "manifest.json").exists() and not overwrite:
+        raise DataError(f"{out}: an index already exists (use --overwrite to replace it, or `index add`)")
+    work = out / BUILD_DIR
+    if restart and work.exists():
+        shutil.rmtree(work)
+    items, vectors, caption_vectors = embed_items(model, items, work, captions=captions, batch_size=batch_size,
+                                                  progress=progress)
+    index = CatalogIndex.create(out, fingerprint=model_fingerprint(model), model_source=model_source,
+                                num_queries=vectors.shape[1], embed_dim=vectors.shape[2], ann=ann, overwrite=overwrite)
+    index.add(items, vectors, caption_vectors, approximate=approximate, progress=progress)
+    shutil.rmtree(work)
+    return index
+
+
+def add_to_index(model, index: CatalogIndex, items: Sequence[CatalogItem], *, replace: bool = False,
+                 approximate: bool | None = None, batch_size: int = 32, progress: ProgressFn | None = None) -> int:
+    """Embed `items` and add them to `index` as a new segment; with `replace`, items already present
+    are replaced. Returns the number added."""
+    if model_fingerprint(model) != index.fingerprint:
+        raise DataError(f"{index.root}: built with another model (fingerprint {index.fingerprint[:12]}); "
+                        "use that model, or build a new index")
+    present = [it.item_id for it in items if it.item_id in index]
+    if present and not replace:
+        raise DataError(f"item {present[0]!r} is already in the index ({len(present)} of {len(items)} are); "
+                        "use --replace to replace them")
+    work = index.root / BUILD_DIR
+    items, vectors, caption_vectors = embed_items(model, items, work, captions=index.has_captions or not index.segments,
+                                                  batch_size=batch_size, progress=progress)
+    index.add(items, vectors, caption_vectors, replace=replace, approximate=approximate, progress=progress)
+    shutil.rmtree(work)
+    return len(items)

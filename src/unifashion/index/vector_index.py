@@ -1,0 +1,167 @@
+"""Search over items that each own several vectors, scored exactly as the model scores them.
+
+An item owns V vectors (an image's 32 query embeddings, or one caption embedding); a query owns P
+vectors (a text or composed query: 1; an image: its 32 query embeddings). The item's score is
+
+    reduce over the query's vectors p of  max over the item's vectors v of  <x_p, y_v>
+
+with reduce = max (BLIP-2's image-text score: the best query) or mean (image-to-image: each query
+vector's best match, averaged). Numpy in, numpy out, like faiss.
+
+Two modes, chosen by size (overridable): below `exact_below` items every score is computed (a float32
+copy in memory); above it an IVF-PQ index over all item vectors proposes candidates — the items owning
+the vectors nearest to any query vector — which are then re-scored exactly from the stored vectors
+(memory-mapped float16 on disk, so resident memory is the PQ codes plus the pages touched).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+import faiss
+import numpy as np
+
+
+class Reduce(Enum):
+    MAX = "max"  # the best query vector (text and composed queries, image-to-text)
+    MEAN = "mean"  # each query vector's best match, averaged (image-to-image)
+
+
+@dataclass(frozen=True)
+class AnnConfig:
+    exact_below: int = 20_000  # items: exact scoring below this size, IVF-PQ candidates at or above it
+    nlist: int = 0  # IVF lists; 0 = 4 * sqrt(vectors), clamped to [16, 65536]
+    pq_bytes: int = 32  # bytes of PQ code per vector (the embedding size must divide by it)
+    nprobe: int = 32  # IVF lists visited per query vector
+    candidates: int = 200  # items re-scored exactly per query (at least k)
+    vectors_per_candidate: int = 4  # nearest vectors fetched per wanted candidate (an item owns several)
+    chunk_items: int = 4096  # items scored per block in exact mode (bounds temporary memory)
+
+
+def default_nlist(num_vectors: int) -> int:
+    return int(min(65536, max(16, round(4 * math.sqrt(num_vectors)))))
+
+
+class MultiVectorIndex:
+    """Items with V vectors each; `search` returns the top-k items by the exact model score."""
+
+    def __init__(self, vectors: np.ndarray, config: AnnConfig = AnnConfig(), ann: faiss.Index | None = None):
+        if vectors.ndim != 3:
+            raise ValueError(f"vectors must be (items, vectors per item, dim), got shape {vectors.shape}")
+        self.vectors = vectors  # (N, V, E), float16 memmap or any float array
+        self.config = config
+        self.ann = ann
+        self._dense: np.ndarray | None = None  # float32 copy for exact mode, made on first use
+
+    @property
+    def num_items(self) -> int:
+        return self.vectors.shape[0]
+
+    @property
+    def approximate(self) -> bool:
+        return self.ann is not None
+
+    @staticmethod
+    def build_ann(vectors: np.ndarray, config: AnnConfig, seed: int = 0) -> faiss.Index:
+        """An IVF-PQ index over every item vector (vector id = item * V + v), trained on a sample."""
+        n, v, e = vectors.shape
+        if e % config.pq_bytes:
+            raise ValueError(f"embedding size {e} is not divisible by pq_bytes {config.pq_bytes}")
+        nlist = config.nlist or default_nlist(n * v)
+        index = faiss.index_factory(e, f"IVF{nlist},PQ{config.pq_bytes}", faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        # k-means wants ~40-256 points per list; PQ wants >= 256 per code
+        train_n = min(n * v, max(64 * nlist, 20_000))
+        pick = np.sort(rng.choice(n * v, size=train_n, replace=False))
+        flat = vectors.reshape(n * v, e)
+        index.train(np.ascontiguousarray(flat[pick], dtype=np.float32))
+        for start in range(0, n * v, 65536):
+            index.add(np.ascontiguousarray(flat[start:start + 65536], dtype=np.float32))
+        return index
+
+    # ---- exact scoring --------------------------------------------------------------------------
+
+    def _dense_vectors(self) -> np.ndarray:
+        if self._dense is None:
+            self._dense = np.ascontiguousarray(self.vectors, dtype=np.float32)  # (N, V, E)
+        return self._dense
+
+    @staticmethod
+    def _reduce(sims: np.ndarray, reduce: Reduce) -> np.ndarray:
+        """(B, R, V, P) similarities -> (B, R) item scores."""
+        best = sims.max(axis=2)  # (B, R, P): each query vector's best item vector
+        return best.max(axis=2) if reduce is Reduce.MAX else best.mean(axis=2)
+
+    def scores(self, queries: np.ndarray, rows: np.ndarray, reduce: Reduce = Reduce.MAX) -> np.ndarray:
+        """Exact scores (B, R) of the items `rows` (R,) for queries (B, P, E)."""
+        q = np.asarray(queries, dtype=np.float32)  # (B, P, E)
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0:
+            return np.zeros((q.shape[0], 0), dtype=np.float32)
+        source = self._dense if self._dense is not None else self.vectors
+        out = []
+        for start in range(0, rows.size, self.config.chunk_items):
+            block = np.asarray(source[rows[start:start + self.config.chunk_items]], dtype=np.float32)  # (r, V, E)
+            sims = np.einsum("rve,bpe->brvp", block, q)  # (B, r, V, P)
+            out.append(self._reduce(sims, reduce))
+        return np.concatenate(out, axis=1)  # (B, R)
+
+    # ---- search ---------------------------------------------------------------------------------
+
+    def search(self, queries: np.ndarray, k: int, *, reduce: Reduce = Reduce.MAX,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items for each query (B, P, E): scores (B, k) float32 and rows (B, k) int64, best first,
+        padded with -inf / -1 where fewer than k items are allowed. `allowed` (N,) bool masks items
+        (removed ones, a category filter)."""
+        q = np.asarray(queries, dtype=np.float32)
+        if q.ndim != 3 or q.shape[2] != self.vectors.shape[2]:
+            raise ValueError(f"queries must be (batch, vectors, {self.vectors.shape[2]}), got shape {q.shape}")
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        live = np.arange(self.num_items) if allowed is None else np.flatnonzero(allowed)
+        if self.ann is None or live.size <= max(k, self.config.candidates):
+            rows = [live] * q.shape[0]
+        else:
+            rows = self._candidates(q, k, live.size, allowed)
+        return self._top(q, rows, k, reduce)
+
+    def _candidates(self, q: np.ndarray, k: int, live: int, allowed: np.ndarray | None) -> list[np.ndarray]:
+        """Per query, the allowed items owning the vectors nearest to any of its vectors (ANN)."""
+        b, p, e = q.shape
+        v = self.vectors.shape[1]
+        want = max(k, self.config.candidates)
+        if allowed is not None:  # over-fetch so that enough candidates survive the mask
+            want = int(min(self.num_items, math.ceil(want * self.num_items / max(live, 1))))
+        fetch = int(min(self.num_items * v, want * self.config.vectors_per_candidate))
+        self.ann.nprobe = self.config.nprobe
+        _, ids = self.ann.search(q.reshape(b * p, e), fetch)  # (B*P, fetch) vector ids, -1 when short
+        ids = ids.reshape(b, p * fetch)
+        out = []
+        for row_ids in ids:
+            items = np.unique(row_ids[row_ids >= 0] // v)
+            if allowed is not None:
+                items = items[allowed[items]]
+            out.append(items)
+        return out
+
+    def _top(self, q: np.ndarray, rows: list[np.ndarray], k: int, reduce: Reduce) -> tuple[np.ndarray, np.ndarray]:
+        b = q.shape[0]
+        scores = np.full((b, k), -np.inf, dtype=np.float32)
+        top_rows = np.full((b, k), -1, dtype=np.int64)
+        if self.ann is None:
+            self._dense_vectors()
+        if all(r is rows[0] for r in rows):  # exact mode: one pass scores the whole batch
+            all_scores = self.scores(q, rows[0], reduce)  # (B, R)
+            per_query = [(rows[0], all_scores[i]) for i in range(b)]
+        else:
+            per_query = [(r, self.scores(q[i:i + 1], r, reduce)[0]) for i, r in enumerate(rows)]
+        for i, (r, s) in enumerate(per_query):
+            n = min(k, r.size)
+            if n == 0:
+                continue
+            best = np.argpartition(-s, n - 1)[:n] if n < r.size else np.arange(r.size)
+            best = best[np.lexsort((r[best], -s[best]))]  # by score, ties by row: deterministic
+            scores[i, :n] = s[best]
+            top_rows[i, :n] = r[best]
+        return scores, top_rows
