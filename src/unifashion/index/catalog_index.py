@@ -238,6 +238,14 @@ class CatalogIndex:
         s, r = self._where[self.item(item_id).item_id]
         return np.asarray(self.segments[s].images.vectors[r], dtype=np.float32)  # (Q, E)
 
+    def warm(self) -> None:
+        """Load what searches read (exact segments' float32 copies) now rather than in the first
+        request; after this, concurrent searches only read shared state."""
+        for segment in self.segments:
+            for index in (segment.images, segment.captions):
+                if index is not None and not index.approximate:
+                    index.dense_vectors()
+
     def describe(self) -> dict:
         m = self.manifest
         removed = sum(int((~a).sum()) for a in self._alive)

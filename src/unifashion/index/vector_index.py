@@ -82,7 +82,7 @@ class MultiVectorIndex:
 
     # ---- exact scoring --------------------------------------------------------------------------
 
-    def _dense_vectors(self) -> np.ndarray:
+    def dense_vectors(self) -> np.ndarray:
         if self._dense is None:
             self._dense = np.ascontiguousarray(self.vectors, dtype=np.float32)  # (N, V, E)
         return self._dense
@@ -150,7 +150,7 @@ class MultiVectorIndex:
         scores = np.full((b, k), -np.inf, dtype=np.float32)
         top_rows = np.full((b, k), -1, dtype=np.int64)
         if self.ann is None:
-            self._dense_vectors()
+            self.dense_vectors()
         if all(r is rows[0] for r in rows):  # exact mode: one pass scores the whole batch
             all_scores = self.scores(q, rows[0], reduce)  # (B, R)
             per_query = [(rows[0], all_scores[i]) for i in range(b)]
