@@ -39,7 +39,8 @@ $(STAMP):
 
 demo: install
 	$(BIN)/unifashion quickstart --out quickstart
-	@echo "demo complete: report in quickstart/report.md (and .html), trained model in quickstart/model"
+	@echo "demo complete: report in quickstart/report.md (and .html), trained model in quickstart/model, search index in quickstart/index"
+	@echo "serve it: $(BIN)/unifashion serve --index quickstart/index   (then open http://127.0.0.1:8000)"
 
 test: install
 	$(BIN)/python -m pytest -p no:cacheprovider

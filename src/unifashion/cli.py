@@ -30,6 +30,9 @@ data_app = typer.Typer(help="Read, check and show datasets in their release form
 app.add_typer(data_app, name="data")
 model_app = typer.Typer(help="Build, load and describe UniFashion models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+index_app = typer.Typer(help="Build and change a catalog search index (query vectors, gallery captions, items).",
+                        no_args_is_help=True)
+app.add_typer(index_app, name="index")
 err = Console(stderr=True)
 
 
@@ -391,7 +394,9 @@ def quickstart(
     if as_json:
         _print_json(summary)
     else:
-        err.print(f"quickstart done in {summary['seconds']:.0f} s: report {out / 'report.md'}, model {summary['model']}")
+        err.print(f"quickstart done in {summary['seconds']:.0f} s: report {out / 'report.md'}, model {summary['model']}, "
+                  f"search index {summary['index']['path']} ({summary['index']['items']} items)")
+        err.print(f"serve it: unifashion serve --index {summary['index']['path']}  (then open http://127.0.0.1:8000)")
 
 
 def _parse_overrides(items: list[str], flag: str = "--set", example: str = "qformer.pretrained=/models/blip2") -> dict:
@@ -447,6 +452,306 @@ def model_info(
                   f"{summary['total_parameters'] - summary['trainable_parameters']:,}", "")
     Console().print(table)
     err.print(f"built in {seconds:.1f} s")
+
+
+# ---- catalog search: index, search, caption, generate, classify, serve ----------------------------
+
+
+def _load_model(path: Path):
+    from unifashion.models.unified import UniFashion
+
+    return UniFashion.from_pretrained(path)
+
+
+def _catalog_items(data: Path | None, images: Path | None, split: str | None):
+    from unifashion.index.build import items_from_data, items_from_images
+
+    if (data is None) == (images is None):
+        raise UnifashionError("give exactly one of --data (a dataset folder or world) and --images (a folder of images)")
+    return items_from_data(data, split) if data is not None else items_from_images(images)
+
+
+def _ann_config(exact_below: int | None, nprobe: int | None, candidates: int | None):
+    from dataclasses import replace
+
+    from unifashion.index.vector_index import AnnConfig
+
+    given = {"exact_below": exact_below, "nprobe": nprobe, "candidates": candidates}
+    return replace(AnnConfig(), **{k: v for k, v in given.items() if v is not None})
+
+
+def _mode(approximate: bool | None) -> str:
+    return "by size" if approximate is None else ("approximate" if approximate else "exact")
+
+
+@index_app.command("build")
+def index_build(
+    model: Annotated[Path, typer.Option(help="A trained model directory (it encodes the catalog and writes the gallery captions).")],
+    out: Annotated[Path, typer.Option(help="Index folder to write.")],
+    data: Annotated[Path | None, typer.Option(help="A synthetic world or a folder with image-text pairs (our catalog, FashionGen, Fashion200K).")] = None,
+    images: Annotated[Path | None, typer.Option(help="A folder of images (one item per file; subfolders become categories).")] = None,
+    split: Annotated[str | None, typer.Option(help="Only this split of --data (default: every split).")] = None,
+    captions: Annotated[bool, typer.Option("--captions/--no-captions", help="Write a gallery caption per item (caption re-ranking and image-to-text search need them).")] = True,
+    approximate: Annotated[bool | None, typer.Option("--approximate/--exact", help="Force IVF-PQ candidates or exact scoring (default: by size).", show_default="by size")] = None,
+    exact_below: Annotated[int | None, typer.Option("--exact-below", min=1, help="Exact scoring below this many items.", show_default="20000")] = None,
+    nprobe: Annotated[int | None, typer.Option(min=1, help="IVF lists visited per query vector.", show_default="32")] = None,
+    candidates: Annotated[int | None, typer.Option(min=1, help="Items re-scored exactly per approximate query.", show_default="200")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing index at --out.")] = False,
+    restart: Annotated[bool, typer.Option(help="Discard a partial build at --out instead of resuming it.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the index summary as JSON.")] = False,
+) -> None:
+    """Embed a catalog into a search index (resumes an interrupted build of the same model and items)."""
+    from unifashion.index.build import build_index
+
+    items = _catalog_items(data, images, split)
+    net = _load_model(model)
+    start = time.perf_counter()
+    with _StageProgress(quiet=as_json and not err.is_terminal) as progress:
+        index = build_index(net, items, out, model_source=str(model.resolve()), captions=captions,
+                            ann=_ann_config(exact_below, nprobe, candidates), approximate=approximate,
+                            overwrite=overwrite, restart=restart, batch_size=batch_size, progress=progress)
+    summary = {**index.describe(), "seconds": round(time.perf_counter() - start, 2)}
+    if as_json:
+        _print_json(summary)
+    else:
+        err.print(f"indexed {len(index)} items into {out} in {summary['seconds']} s "
+                  f"({'approximate' if any(s['approximate'] for s in summary['segments']) else 'exact'} search)")
+
+
+@index_app.command("add")
+def index_add(
+    index: Annotated[Path, typer.Option(help="The index folder.")],
+    data: Annotated[Path | None, typer.Option(help="A dataset folder or world whose items to add.")] = None,
+    images: Annotated[Path | None, typer.Option(help="A folder of images to add.")] = None,
+    split: Annotated[str | None, typer.Option(help="Only this split of --data.")] = None,
+    model: Annotated[Path | None, typer.Option(help="The model that built the index (default: the one its manifest names).")] = None,
+    replace: Annotated[bool, typer.Option(help="Replace items already in the index (otherwise they are an error).")] = False,
+    approximate: Annotated[bool | None, typer.Option("--approximate/--exact", show_default="by size")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Add items to an index without rebuilding it (a new segment)."""
+    from unifashion.index.build import add_to_index
+    from unifashion.index.catalog_index import CatalogIndex
+
+    idx = CatalogIndex.open(index)
+    items = _catalog_items(data, images, split)
+    net = _load_model(model or Path(idx.manifest["model"]["source"]))
+    with _StageProgress(quiet=as_json and not err.is_terminal) as progress:
+        added = add_to_index(net, idx, items, replace=replace, approximate=approximate, batch_size=batch_size,
+                             progress=progress)
+    if as_json:
+        _print_json({"added": added, **idx.describe()})
+    else:
+        err.print(f"added {added} items; the index now holds {len(idx)}")
+
+
+@index_app.command("remove")
+def index_remove(
+    index: Annotated[Path, typer.Option(help="The index folder.")],
+    item_ids: Annotated[list[str], typer.Argument(help="Item ids to remove.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Remove items from an index (recorded in its manifest; `index compact` drops their vectors)."""
+    from unifashion.index.catalog_index import CatalogIndex
+
+    idx = CatalogIndex.open(index)
+    idx.remove(item_ids)
+    if as_json:
+        _print_json({"removed": len(item_ids), **idx.describe()})
+    else:
+        err.print(f"removed {len(item_ids)} items; the index now holds {len(idx)}")
+
+
+@index_app.command("compact")
+def index_compact(
+    index: Annotated[Path, typer.Option(help="The index folder.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Rewrite an index as one segment without its removed items (the ANN index is rebuilt by size)."""
+    from unifashion.index.catalog_index import CatalogIndex
+
+    idx = CatalogIndex.open(index)
+    with _StageProgress(quiet=as_json and not err.is_terminal) as progress:
+        idx.compact(progress=progress)
+    if as_json:
+        _print_json(idx.describe())
+    else:
+        err.print(f"compacted {index}: {len(idx)} items in one segment")
+
+
+@index_app.command("info")
+def index_info(
+    index: Annotated[Path, typer.Argument(help="The index folder.")],
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check every file's sha256.")] = True,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Describe an index (items, segments, model, search settings) after checking its files."""
+    from unifashion.index.catalog_index import CatalogIndex
+
+    summary = CatalogIndex.open(index, verify=verify).describe()
+    if as_json:
+        _print_json(summary)
+        return
+    table = Table("segment", "items", "search")
+    for seg in summary["segments"]:
+        table.add_row(seg["name"], str(seg["items"]), "IVF-PQ + exact re-scoring" if seg["approximate"] else "exact")
+    Console().print(table)
+    err.print(f"{summary['items']} live items ({summary['removed']} removed), {summary['num_queries']} query vectors "
+              f"of {summary['embed_dim']} each, gallery captions: {'yes' if summary['captions'] else 'no'}; "
+              f"model {summary['model']['source']} ({summary['model']['fingerprint'][:12]})")
+
+
+def _open_search(index: Path, model: Path | None, verify: bool = True):
+    from unifashion.catalog_search import CatalogSearch
+    from unifashion.index.catalog_index import CatalogIndex
+
+    idx = CatalogIndex.open(index, verify=verify)
+    model_dir = model or Path(idx.manifest["model"]["source"])
+    if not (model_dir / "config.json").is_file():
+        raise UnifashionError(f"{model_dir}: the index's model is not there; give --model")
+    return CatalogSearch(_load_model(model_dir), idx)
+
+
+@app.command()
+def search(
+    index: Annotated[Path, typer.Option(help="An index folder from `unifashion index build`.")],
+    text: Annotated[str | None, typer.Option(help="Find items by words.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Find items like this photo (with --modify: composed search).")] = None,
+    item: Annotated[str | None, typer.Option(help="Start a composed search from this catalog item (needs --modify).")] = None,
+    modify: Annotated[str | None, typer.Option(help="\"this one, but ...\": the modification text of a composed search.")] = None,
+    k: Annotated[int, typer.Option(min=1, max=1000, help="Results to return.")] = 10,
+    category: Annotated[list[str] | None, typer.Option(help="Only these categories (repeatable).")] = None,
+    to_text: Annotated[bool, typer.Option("--to-text", help="With --image: rank items by how well their gallery caption describes the photo.")] = False,
+    rerank: Annotated[bool, typer.Option("--rerank/--no-rerank", help="Composed search: re-rank with the gallery captions.")] = True,
+    model: Annotated[Path | None, typer.Option(help="The model that built the index (default: the one its manifest names).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+) -> None:
+    """Search a catalog index by text, by image, or by an image (or item) plus a modification text."""
+    from dataclasses import asdict
+
+    from unifashion.data.samples import ImageRef
+
+    given = [name for name, v in (("--text", text), ("--image", image), ("--item", item)) if v is not None]
+    if len(given) != 1:
+        raise UnifashionError("give exactly one query: --text, --image or --item")
+    if item is not None and modify is None:
+        raise UnifashionError("--item needs --modify (the change to make to that item)")
+    if modify is not None and text is not None:
+        raise UnifashionError("--modify goes with --image or --item, not --text")
+    if to_text and (image is None or modify is not None):
+        raise UnifashionError("--to-text goes with --image alone")
+    engine = _open_search(index, model)
+    start = time.perf_counter()
+    if text is not None:
+        kind, hits = "text", engine.text([text], k, category)[0]
+    elif item is not None:
+        kind, hits = "composed", engine.composed_from_item(item, modify, k, rerank=rerank, categories=category)
+    else:
+        photo = ImageRef(image).load()
+        if modify is not None:
+            kind, hits = "composed", engine.composed([photo], [modify], k, rerank=rerank, categories=category)[0]
+        elif to_text:
+            kind, hits = "image-to-text", engine.image_to_text([photo], k, category)[0]
+        else:
+            kind, hits = "image", engine.image([photo], k, category)[0]
+    took = round(1000 * (time.perf_counter() - start), 1)
+    if as_json:
+        _print_json({"kind": kind, "took_ms": took, "hits": [asdict(h) for h in hits]})
+        return
+    table = Table("#", "item", "score", "category", "title", "gallery caption")
+    for rank, h in enumerate(hits, 1):
+        table.add_row(str(rank), h.item_id, f"{h.score:.4f}", h.subcategory or h.category, h.title, h.caption)
+    Console().print(table)
+    err.print(f"{kind} search: {len(hits)} hits in {took} ms")
+
+
+def _read_images(paths: list[Path]):
+    from unifashion.data.samples import ImageRef
+
+    if not paths:
+        raise UnifashionError("give at least one image")
+    return [ImageRef(p).load() for p in paths]
+
+
+@app.command()
+def caption(
+    model: Annotated[Path, typer.Option(help="A trained model directory.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files to describe.")],
+    style: Annotated[str, typer.Option(help="short | professional | detailed")] = "professional",
+    num_beams: Annotated[int, typer.Option("--num-beams", min=1)] = 1,
+    max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", min=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Write product descriptions of images (the LLM reads the Q-Former's queries)."""
+    pictures = _read_images(images)
+    texts = _load_model(model).caption(pictures, style, num_beams=num_beams, max_new_tokens=max_new_tokens)
+    if as_json:
+        _print_json([{"image": str(p), "caption": t} for p, t in zip(images, texts)])
+    else:
+        for p, t in zip(images, texts):
+            Console().print(f"{p}: {t}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def generate(
+    model: Annotated[Path, typer.Option(help="A trained model directory.")],
+    out: Annotated[Path, typer.Option(help="PNG file to write (with --n > 1: OUT_0.png, OUT_1.png, ...).")],
+    text: Annotated[str | None, typer.Option(help="What to draw, or how to change --image.")] = None,
+    image: Annotated[Path | None, typer.Option(help="A reference garment image.")] = None,
+    n: Annotated[int, typer.Option("--n", min=1, max=64, help="Pictures to draw (seeds seed, seed+1, ...).")] = 1,
+    steps: Annotated[int, typer.Option(min=1, max=1000, help="Denoising steps.")] = 25,
+    sampler: Annotated[str, typer.Option(help="dpm++ | plms")] = "dpm++",
+    guidance_scale: Annotated[float, typer.Option("--guidance-scale", min=0.0)] = 3.0,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Draw garments from words, a reference image or both (latent diffusion conditioned on the queries)."""
+    from unifashion.data.formats.common import save_image_atomic
+
+    if text is None and image is None:
+        raise UnifashionError("give --text, --image or both")
+    if sampler not in ("dpm++", "plms"):
+        raise UnifashionError(f"--sampler {sampler!r}: expected dpm++ or plms")
+    if out.suffix.lower() != ".png":
+        raise UnifashionError(f"--out {out}: expected a .png file name")
+    net = _load_model(model)
+    reference = _read_images([image]) if image is not None else None
+    written = []
+    with _StageProgress(quiet=as_json and not err.is_terminal) as progress:
+        for i in range(n):
+            picture = net.generate([text] if text is not None else None, reference, steps=steps, sampler=sampler,
+                                   guidance_scale=guidance_scale, seed=seed + i,
+                                   progress=lambda d, t, i=i: progress(f"picture {i + 1}/{n}", d, t))[0]
+            path = out if n == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
+            save_image_atomic(picture, path)
+            written.append(str(path))
+    if as_json:
+        _print_json({"images": written, "size": list(picture.size), "steps": steps, "sampler": sampler})
+    else:
+        err.print(f"wrote {', '.join(written)} ({picture.size[0]}x{picture.size[1]}, {steps} {sampler} steps)")
+
+
+@app.command()
+def classify(
+    model: Annotated[Path, typer.Option(help="A trained model directory.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files to classify.")],
+    labels: Annotated[str, typer.Option(help="Comma-separated labels, e.g. 'dress,shirt,jeans'.")],
+    top: Annotated[int, typer.Option(min=1, help="Labels to show per image.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Zero-shot classification: each image against prompts made from the labels."""
+    names = _comma_list(labels, "--labels")
+    pictures = _read_images(images)
+    probs = _load_model(model).classify(pictures, list(names)).float().numpy()  # (B, L)
+    ranked = [sorted(zip(names, map(float, row)), key=lambda x: -x[1])[:top] for row in probs]
+    if as_json:
+        _print_json([{"image": str(p), "labels": [{"label": l, "probability": v} for l, v in r]}
+                     for p, r in zip(images, ranked)])
+    else:
+        for p, r in zip(images, ranked):
+            Console().print(f"{p}: " + ", ".join(f"{l} {v:.2f}" for l, v in r), highlight=False, soft_wrap=True)
 
 
 def main() -> None:

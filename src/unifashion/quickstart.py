@@ -3,6 +3,7 @@
 Stages: 1. synthetic world  2. untrained model, evaluated  3. phases vae, 1a, 1b, extra q2I-only
 steps for the generator, 2 (each saved; the next starts from it)  4. gallery captions from images alone  5. trained model, evaluated
 6. report (Markdown + HTML) with pictures. The trained model is left in OUT/model.
+7. the catalog search index of every catalog image (OUT/index), for `unifashion serve`.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from unifashion.data.synthetic.world import WorldConfig, write_world
 from unifashion.evaluation.evaluate import EvalConfig, EvalDetails, evaluate_world, evaluation_meta, first_view_per_product
 from unifashion.evaluation.model_scores import image_embeddings, max_over_queries, text_embeddings, triplet_query_text
 from unifashion.evaluation.report import write_eval_report
+from unifashion.index.build import build_index, items_from_data
 from unifashion.evaluation.sources import find_sources
 from unifashion.gallery_captions import caption_images, fashioniq_gallery
 from unifashion.models.unified import UniFashion, load_config
@@ -129,6 +131,12 @@ def run_quickstart(out: Path, config: QuickstartConfig = QuickstartConfig(),
     # the evaluation report of the trained model (the one `unifashion eval --report` writes)
     meta = evaluation_meta(str(final), find_sources([world]), config.evaluation, timings["evaluate trained"])
     write_eval_report(out / "eval_report", after, meta, details)
+    # 7. the catalog search index that `unifashion serve` answers from (every image of the catalog)
+    index = timed("index catalog", lambda: build_index(
+        trained, items_from_data(world), out / "index", model_source=str(final.resolve()), overwrite=True,
+        max_new_tokens=config.evaluation.max_new_tokens, progress=progress))
+    summary.update(seconds=round(time.perf_counter() - start, 1), index={"path": str(out / "index"), "items": len(index)})
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
 
 

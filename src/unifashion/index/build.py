@@ -143,7 +143,8 @@ def _load(item: CatalogItem):
 
 def build_index(model, items: Sequence[CatalogItem], out: Path, *, model_source: str, captions: bool = True,
                 ann: AnnConfig = AnnConfig(), approximate: bool | None = None, overwrite: bool = False,
-                restart: bool = False, batch_size: int = 32, progress: ProgressFn | None = None) -> CatalogIndex:
+                restart: bool = False, batch_size: int = 32, max_new_tokens: int | None = None,
+                progress: ProgressFn | None = None) -> CatalogIndex:
     """A new index at `out` from `items` (stages in the module docstring)."""
     out = Path(out)
     if not items:
@@ -154,7 +155,7 @@ def build_index(model, items: Sequence[CatalogItem], out: Path, *, model_source:
     if restart and work.exists():
         shutil.rmtree(work)
     items, vectors, caption_vectors = embed_items(model, items, work, captions=captions, batch_size=batch_size,
-                                                  progress=progress)
+                                                  max_new_tokens=max_new_tokens, progress=progress)
     index = CatalogIndex.create(out, fingerprint=model_fingerprint(model), model_source=model_source,
                                 num_queries=vectors.shape[1], embed_dim=vectors.shape[2], ann=ann, overwrite=overwrite)
     index.add(items, vectors, caption_vectors, approximate=approximate, progress=progress)
