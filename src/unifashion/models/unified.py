@@ -267,6 +267,7 @@ class UniFashion(nn.Module):
             raise DataError(f"{tokens.shape[0]} images but {ids.shape[0]} texts")
         return self.qformer.itm_logits(tokens, ids, mask).softmax(dim=-1)[:, 1]  # (B,)
 
+    @torch.no_grad()
     def classify(self, images: Sequence[Image.Image | str | Path], labels: Sequence[str]) -> torch.Tensor:
         """Zero-shot: probabilities (B, L) over `labels` from image-text similarity of prompts."""
         if not labels:
