@@ -33,6 +33,9 @@ $(STAMP):
 	@command -v java >/dev/null || { echo "installing a Java runtime for METEOR ..."; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null) \
 	  || { echo "error: java is missing and 'apt-get install default-jre-headless' failed (METEOR needs a Java runtime)"; exit 1; }; }
+	@command -v chromium >/dev/null || { echo "installing Chromium for the browser test ..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || { echo "error: chromium is missing and 'apt-get install chromium' failed (tests/test_browser.py drives it with Playwright)"; exit 1; }; }
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 	@echo "install complete: $(VENV)"

@@ -40,3 +40,20 @@ def blip2_checkpoint(tmp_path_factory):
     directory = tmp_path_factory.mktemp("blip2")
     reference.save_pretrained(directory)
     return directory, reference.eval()
+
+
+@pytest.fixture(scope="session")
+def service_search(small_world, tmp_path_factory):
+    """A CatalogSearch for the service tests: the quickstart model (untrained Q-Former, but the
+    pretrained image backbone, so items score differently) over a quarter of the small world.
+    Captions are capped at 6 tokens to keep the index build to seconds."""
+    from unifashion.catalog_search import CatalogSearch
+    from unifashion.index.build import build_index, items_from_data
+    from unifashion.models.unified import UniFashion, load_config
+
+    torch.manual_seed(0)
+    model = UniFashion.from_config(load_config("quickstart", {"captioner": {"max_new_tokens": 6}}))
+    items = items_from_data(small_world[0])[::6]  # 24 items across the products and categories
+    index = build_index(model, items, tmp_path_factory.mktemp("service") / "index", model_source="quickstart")
+    index.warm()
+    return CatalogSearch(model, index)
