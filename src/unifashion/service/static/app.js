@@ -73,6 +73,7 @@ async function runStep(label, request, fresh) {
     state.steps.push(step);
     state.active = state.steps.length - 1;
     render();
+    window.scrollTo({ top: 0, behavior: "smooth" }); // the breadcrumbs and the new first results
   } catch (error) {
     showError(error.message);
     $("#status").textContent = "";
