@@ -101,3 +101,14 @@ def test_inspect_stops_at_a_bad_item_or_skips_and_reports_it(tmp_path):
     assert r.returncode == 1 and truncated.name in r.stderr
     r = run_cli("data", "inspect", str(out / "fashion200k"), "--check-images", "--skip-bad", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["skipped"] == 1
+
+
+def test_ablate_help_states_the_real_defaults():
+    from unifashion.ablation import AblationConfig
+
+    result = runner.invoke(app, ["ablate", "--help"], env={"COLUMNS": "400"})
+    text = " ".join(result.output.split())
+    for name in ("phase1a_steps", "phase1b_steps", "vae_steps", "phase2_steps"):
+        option = "--" + name.replace("_", "-")
+        shown = re.search(r"\[default: \(?(\d+)\)?\]", text.split(option, 1)[1])
+        assert shown and int(shown.group(1)) == getattr(AblationConfig, name), name

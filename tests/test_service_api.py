@@ -218,6 +218,10 @@ def test_oversized_uploads_are_refused_before_decoding(service_search, item):
     with client_with(service_search, max_upload_bytes=1000) as tight:  # far over: refused by Content-Length
         big = tight.post("/api/search/image", files=upload(noise * 4))
         assert "request body over" in assert_error(tight, big, 413)
+        chunks = (b"--x\r\nContent-Disposition: form-data; name=file; filename=a.png\r\n\r\n", noise * 4, b"\r\n--x--\r\n")
+        chunked = tight.post("/api/search/image", content=iter(chunks),  # no Content-Length: counted
+                             headers={"content-type": "multipart/form-data; boundary=x"})
+        assert "request body over" in assert_error(tight, chunked, 413)
 
 
 def test_generation_over_its_time_limit_is_stopped(service_search):

@@ -38,19 +38,20 @@ COLUMNS = (("CMR", "cmr.sample100.mean"), ("CIR", "cir.avg.score"), ("FIC BLEU-4
 
 @dataclass(frozen=True)
 class AblationConfig:
-    """Budgets shared by every variant (not yet timed end to end on 2 cores: see README, `unifashion ablate`)."""
+    """Budgets shared by every variant, sized to finish three seeds on the synthetic world within an hour
+    on 2 cores (README, `unifashion ablate`, has the measured time)."""
     model_config: str = "quickstart"
     seeds: tuple[int, ...] = (0, 1, 2)
     batch_size: int = 16
-    phase1a_steps: int = 120
-    vae_steps: int = 150
-    phase1b_steps: int = 60
-    phase2_steps: int = 40
+    phase1a_steps: int = 80
+    vae_steps: int = 100
+    phase1b_steps: int = 40
+    phase2_steps: int = 24
     phase1a: phases.QFormerPretraining = phases.QFormerPretraining(lr=2e-4, itm_weight=0.0)
     phase1b: phases.GenerativeAdaptation = phases.GenerativeAdaptation(llm_lr=1e-3, adapter_lr=1e-3, diffusion_lr=1e-3)
     phase2: phases.ComposedFinetuning = phases.ComposedFinetuning(lr=1e-4, cir_itm_weight=0.0)
-    evaluation: EvalConfig = field(default_factory=lambda: EvalConfig(cmr_queries=500, cmr_seeds=(0, 1, 2),
-                                                                      caption_items=50, generation_items=32))
+    evaluation: EvalConfig = field(default_factory=lambda: EvalConfig(cmr_queries=300, cmr_seeds=(0, 1, 2),
+                                                                      caption_items=40, generation_items=24))
 
 
 def _variant_chains(config: AblationConfig) -> dict[str, list[tuple[str, object, int]]]:

@@ -33,7 +33,7 @@ class AnnConfig:
     exact_below: int = 20_000  # items: exact scoring below this size, IVF-PQ candidates at or above it
     nlist: int = 0  # IVF lists; 0 = 4 * sqrt(vectors), clamped to [16, 65536]
     pq_bytes: int = 32  # bytes of PQ code per vector (the embedding size must divide by it)
-    nprobe: int = 64  # IVF lists visited per query vector (32 found the exact top-10 for 94% of composed queries, 64 for 100%: scripts/index_agreement.py)
+    nprobe: int = 64  # IVF lists visited per query vector (scripts/index_agreement.py measures the effect)
     candidates: int = 200  # items re-scored exactly per query (at least k)
     vectors_per_candidate: int = 4  # nearest vectors fetched per wanted candidate (an item owns several)
     chunk_items: int = 4096  # items scored per block in exact mode (bounds temporary memory)
