@@ -754,6 +754,38 @@ def classify(
             Console().print(f"{p}: " + ", ".join(f"{l} {v:.2f}" for l, v in r), highlight=False, soft_wrap=True)
 
 
+@app.command()
+def serve(
+    index: Annotated[Path, typer.Option(help="An index folder from `unifashion index build` (the quickstart writes OUT/index).")],
+    model: Annotated[Path | None, typer.Option(help="The model that built the index (default: the one its manifest names).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Most denoising steps a generation request may ask for.")] = 50,
+    generation_seconds: Annotated[float, typer.Option("--generation-seconds", min=1.0, help="A generation running longer is aborted (504).")] = 60.0,
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest accepted image upload.")] = 10.0,
+) -> None:
+    """Serve catalog search (text, image, composed), captions, generation and classification over HTTP,
+    with a web page at / and the API's docs at /docs."""
+    import socket
+    from dataclasses import replace
+
+    from unifashion.index.catalog_index import CatalogIndex
+    from unifashion.service.app import ServiceLimits, serve as run_server
+
+    model_dir = model or Path(CatalogIndex.open(index, verify=False).manifest["model"]["source"])
+    if not (model_dir / "config.json").is_file():
+        raise UnifashionError(f"{model_dir}: the index's model is not there; give --model")
+    with socket.socket() as probe:  # a clear line now rather than uvicorn's log after loading the model
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise UnifashionError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port") from None
+    limits = replace(ServiceLimits(), max_steps=max_steps, generation_seconds=generation_seconds,
+                     max_upload_bytes=int(max_upload_mb * 2**20))
+    err.print(f"loading {model_dir} and {index} ...")
+    run_server(model_dir, index, host=host, port=port, limits=limits)
+
+
 def main() -> None:
     """Entry point: user-facing errors become one line on stderr and exit code 1."""
     try:
