@@ -45,8 +45,8 @@ class AblationConfig:
     batch_size: int = 16
     phase1a_steps: int = 80
     vae_steps: int = 100
-    phase1b_steps: int = 40
-    phase2_steps: int = 24
+    phase1b_steps: int = 32
+    phase2_steps: int = 20
     phase1a: phases.QFormerPretraining = phases.QFormerPretraining(lr=2e-4, itm_weight=0.0)
     phase1b: phases.GenerativeAdaptation = phases.GenerativeAdaptation(llm_lr=1e-3, adapter_lr=1e-3, diffusion_lr=1e-3)
     phase2: phases.ComposedFinetuning = phases.ComposedFinetuning(lr=1e-4, cir_itm_weight=0.0)

@@ -341,9 +341,9 @@ def ablate(
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per variant (mean ± std over them).")] = 3,
     config: Annotated[str, typer.Option(help="Model config: quickstart, embedded, tiny or a YAML/JSON file.")] = "quickstart",
     phase1a_steps: Annotated[int | None, typer.Option("--phase1a-steps", min=1, show_default="80")] = None,
-    phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, show_default="40")] = None,
+    phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, show_default="32")] = None,
     vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, show_default="100")] = None,
-    phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, show_default="24")] = None,
+    phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, show_default="20")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """The paper's Table 5 under equal budgets: Base, +LLM, +LLM with captions, +LLM+diffusion."""
