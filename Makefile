@@ -16,7 +16,7 @@ PIP_QUIET := grep -vE "^WARNING: Location|^ERROR: pip's dependency resolver|^fid
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test contact-sheet clean
+.PHONY: install browser demo test contact-sheet clean
 
 install: $(STAMP)
 
@@ -33,9 +33,6 @@ $(STAMP):
 	@command -v java >/dev/null || { echo "installing a Java runtime for METEOR ..."; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null) \
 	  || { echo "error: java is missing and 'apt-get install default-jre-headless' failed (METEOR needs a Java runtime)"; exit 1; }; }
-	@command -v chromium >/dev/null || { echo "installing Chromium for the browser test ..."; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || { echo "error: chromium is missing and 'apt-get install chromium' failed (tests/test_browser.py drives it with Playwright)"; exit 1; }; }
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 	@echo "install complete: $(VENV)"
@@ -45,7 +42,13 @@ demo: install
 	@echo "demo complete: report in quickstart/report.md (and .html), trained model in quickstart/model, search index in quickstart/index"
 	@echo "serve it: $(BIN)/unifashion serve --index quickstart/index   (then open http://127.0.0.1:8000)"
 
-test: install
+# The browser test drives Debian's chromium through Playwright (no browser download): only the tests need it.
+browser:
+	@command -v chromium >/dev/null || { echo "installing Chromium for the browser test ..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || { echo "error: chromium is missing and 'apt-get install chromium' failed (tests/test_browser.py drives it with Playwright)"; exit 1; }; }
+
+test: install browser
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 # The README's picture of the synthetic world.

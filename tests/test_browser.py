@@ -2,7 +2,7 @@
 service run by uvicorn on a free port. A shopper searches by words, refines a result twice with
 words ("modify this") and sees the results change; the screenshot is test-artifacts/browser-search.png.
 
-Chromium and Playwright are installed by `make install`; without them this test fails (never skips).
+Chromium (apt) and Playwright (pip) are installed by `make test`; without them this test fails (never skips).
 """
 import shutil
 import socket
@@ -16,7 +16,7 @@ import uvicorn
 from unifashion.service.app import create_app
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-INSTALL = "run `make install` (it runs `apt-get install chromium` and `pip install -e '.[test]'`)"
+INSTALL = "run `make test` (it runs `apt-get install chromium` and `pip install -e '.[test]'`)"
 
 
 @pytest.fixture(scope="module")
