@@ -43,7 +43,7 @@ def built(model_dir, small_world, tmp_path_factory):
 
 @pytest.mark.parametrize("command", [["index"], ["index", "build"], ["index", "add"], ["index", "remove"],
                                      ["index", "compact"], ["index", "info"], ["search"], ["caption"], ["generate"],
-                                     ["classify"]])
+                                     ["classify"], ["serve"]])
 def test_help(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
@@ -180,3 +180,48 @@ def test_caption_generate_classify(model_dir, small_world, tmp_path):
                           (["caption", "--model", model_dir, image, "--style", "poetic"], "unknown caption style")):
         code, _, output = invoke(*args)
         assert code != 0 and message in output, output
+
+
+def test_serve_answers_a_text_search_over_http(built):
+    """`unifashion serve` as a user starts it: the model comes from the index's manifest."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "unifashion", "serve", "--index", str(built[0]), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    assert json.loads(r.read())["items"] == built[1]["items"]
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not answer within 120 s"
+                time.sleep(0.5)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/search/text", method="POST",
+                                         data=json.dumps({"text": "a red dress", "k": 5}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            body = json.loads(r.read())
+        assert body["kind"] == "text" and len(body["results"]) == 5
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def test_serve_on_a_busy_port_is_one_line(built):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        code, _, output = invoke("serve", "--index", built[0], "--port", busy.getsockname()[1])
+    assert code != 0 and "cannot listen on 127.0.0.1" in output

@@ -73,6 +73,10 @@ def test_health_categories_and_page(client, service_search):
     for name in ("app.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
     assert "/api/search/composed" in client.get("/openapi.json").json()["paths"]
+    docs = client.get("/docs")  # served from our files: no CDN, so it works offline
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert client.get(f"/docs-assets/{name}").status_code == 200
 
 
 def test_text_search_returns_k_hits_sorted_by_score_with_pictures(client, service_search):

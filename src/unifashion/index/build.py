@@ -27,8 +27,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BUILD_DIR = ".build"
 
 
-def items_from_data(data: Path, split: str | None = None) -> list[CatalogItem]:
-    """Items of a dataset folder with image-text pairs (a world's catalog, FashionGen, Fashion200K)."""
+def items_from_data(data: Path, split: str | Sequence[str] | None = None) -> list[CatalogItem]:
+    """Items of a dataset folder with image-text pairs (a world's catalog, FashionGen, Fashion200K):
+    one split, several, or (None) every split."""
     from unifashion.evaluation.sources import find_sources
 
     sources = find_sources([Path(data)])
@@ -36,7 +37,7 @@ def items_from_data(data: Path, split: str | None = None) -> list[CatalogItem]:
         raise DataError(f"{data}: no image-text pairs (a catalog, FashionGen or Fashion200K) to index")
     loaders = _pair_loaders()
     fmt = sources.pairs_format
-    splits = [split] if split else _splits(fmt)
+    splits = [split] if isinstance(split, str) else list(split or _splits(fmt))
     pairs = [p for s in splits for p in loaders[fmt](sources.pairs, s)]
     if not pairs:
         raise DataError(f"{sources.pairs}: no items in split(s) {', '.join(splits)}")

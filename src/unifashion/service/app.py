@@ -1,6 +1,6 @@
 """The HTTP search service: a CatalogSearch behind a JSON API, and the web page that uses it.
 
-Endpoints (OpenAPI at /docs and /openapi.json):
+Endpoints (OpenAPI at /openapi.json; its Swagger UI page at /docs, served from our own files):
     GET  /                          the web page (static files under service/static/)
     GET  /health                    status, item count, model fingerprint prefix, limits
     GET  /api/categories            the index's categories
@@ -37,11 +37,13 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from unifashion.catalog_search import CatalogSearch, SearchHit
 from unifashion.errors import UnifashionError
@@ -192,9 +194,19 @@ class _TimeUp(Exception):
 
 def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -> FastAPI:
     """The service for `search`, whose index should be warmed (`search.index.warm()`) beforehand."""
-    app = FastAPI(title="UniFashion catalog search", version="1",
+    app = FastAPI(title="UniFashion catalog search", version="1", docs_url=None, redoc_url=None,
                   description="Text, image and composed ('this one, but ...') search over a catalog, "
                               "captions, zero-shot classification and generation, by one UniFashion model.")
+    # the API docs page from Swagger UI's files in the swagger-ui-bundle package: FastAPI's default
+    # page loads them from a CDN, which leaves it blank on a machine without internet
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - API docs",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css", swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
     app.add_middleware(_BodyLimit, max_bytes=limits.max_upload_bytes + FORM_OVERHEAD)
     app.state.search = search
     app.state.limits = limits
