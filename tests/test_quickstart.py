@@ -32,7 +32,17 @@ def test_quickstart_runs_every_stage_on_a_tiny_model(tmp_path):
                             "gen.colour_match", "gen.fid"}
     fid = targets["gen.fid"]
     assert fid["met"] == (fid["trained"] <= fid["untrained"] / 2)
-    UniFashion.from_pretrained(out / "model")  # the trained model every other command accepts
+    model = UniFashion.from_pretrained(out / "model")  # the trained model every other command accepts
+    # the search index `unifashion serve` answers from: the catalog's unseen images, built by that model
+    from unifashion.catalog_search import CatalogSearch
+    from unifashion.data.formats import catalog
+    from unifashion.index.catalog_index import CatalogIndex
+
+    index = CatalogIndex.open(out / "index")
+    unseen = [p.item_id for split in ("val", "test") for p in catalog.load(out / "world" / "catalog", split)]
+    assert sorted(it.item_id for it in index.items()) == sorted(unseen)
+    assert summary["index"]["items"] == len(unseen) and index.manifest["model"]["source"] == str((out / "model").resolve())
+    assert len(CatalogSearch(model, index).text(["a dress"], k=3)[0]) == 3
 
 
 def test_target_rows_judge_thresholds_and_the_halved_fid():

@@ -2,8 +2,8 @@
 
 Stages: 1. synthetic world  2. untrained model, evaluated  3. phases vae, 1a, 1b, extra q2I-only
 steps for the generator, 2 (each saved; the next starts from it)  4. gallery captions from images alone  5. trained model, evaluated
-6. report (Markdown + HTML) with pictures. The trained model is left in OUT/model.
-7. the catalog search index of the catalog's validation and test images (OUT/index), for `unifashion serve`.
+6. the catalog search index of the catalog's validation and test images (OUT/index), for
+`unifashion serve`  7. report (Markdown + HTML) with pictures. The trained model is left in OUT/model.
 """
 from __future__ import annotations
 
@@ -122,23 +122,22 @@ def run_quickstart(out: Path, config: QuickstartConfig = QuickstartConfig(),
     details = EvalDetails()
     after = timed("evaluate trained", lambda: evaluate_world(trained, world, config.evaluation, gallery_captions=gallery,
                                                              progress=progress, details=details))
-    # 6. the report
-    seconds = round(time.perf_counter() - start, 1)
-    summary = {"config": asdict(config), "seconds": seconds, "timings": timings, "before": before, "after": after,
-               "model": str(final), "targets": target_rows(with_derived(before), with_derived(after))}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    write_report(out, trained, world, summary, config.evaluation.generation_steps)
-    # the evaluation report of the trained model (the one `unifashion eval --report` writes)
-    meta = evaluation_meta(str(final), find_sources([world]), config.evaluation, timings["evaluate trained"])
-    write_eval_report(out / "eval_report", after, meta, details)
-    # 7. the catalog search index that `unifashion serve` answers from: the catalog's validation and
+    # 6. the catalog search index that `unifashion serve` answers from: the catalog's validation and
     # test images, which training never saw (the whole catalog would cost ~3 more minutes of captions)
     unseen = items_from_data(world / "catalog", ("val", "test"))
     index = timed("index catalog", lambda: build_index(
         trained, unseen, out / "index", model_source=str(final.resolve()), overwrite=True,
         max_new_tokens=config.evaluation.max_new_tokens, progress=progress))
-    summary.update(seconds=round(time.perf_counter() - start, 1), index={"path": str(out / "index"), "items": len(index)})
+    # 7. the report
+    seconds = round(time.perf_counter() - start, 1)
+    summary = {"config": asdict(config), "seconds": seconds, "timings": timings, "before": before, "after": after,
+               "model": str(final), "index": {"path": str(out / "index"), "items": len(index)},
+               "targets": target_rows(with_derived(before), with_derived(after))}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_report(out, trained, world, summary, config.evaluation.generation_steps)
+    # the evaluation report of the trained model (the one `unifashion eval --report` writes)
+    meta = evaluation_meta(str(final), find_sources([world]), config.evaluation, timings["evaluate trained"])
+    write_eval_report(out / "eval_report", after, meta, details)
     return summary
 
 
