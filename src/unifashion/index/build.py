@@ -130,12 +130,26 @@ def embed_items(model, items: Sequence[CatalogItem], work: Path, *, captions: bo
         if captions:
             np.save(work / f"chunk-{c // chunk:06d}-captions.npy", np.concatenate(caption_vectors).astype(np.float16))
         write_text_atomic(meta, json.dumps({"captions": caption_texts}) + "\n")  # written last: the chunk is done
-    images = np.concatenate([np.load(work / f"chunk-{c // chunk:06d}-images.npy", allow_pickle=False) for c in chunks])
-    caption_vectors = (np.concatenate([np.load(work / f"chunk-{c // chunk:06d}-captions.npy", allow_pickle=False)
-                                       for c in chunks]) if captions else None)
+    images = _assemble(work, "images", chunks, chunk)  # (N, Q, E) float16 memmap
+    caption_vectors = _assemble(work, "captions", chunks, chunk) if captions else None  # (N, E)
     texts = [t for c in chunks for t in json.loads((work / f"chunk-{c // chunk:06d}.json").read_text())["captions"]]
     out_items = [CatalogItem(**{**it.__dict__, "caption": texts[i] if captions else ""}) for i, it in enumerate(items)]
     return out_items, images, caption_vectors
+
+
+def _assemble(work: Path, what: str, chunks: range, chunk: int) -> np.ndarray:
+    """The chunk files of `what` written one after another into work/{what}.npy, returned memory-mapped:
+    a million items' vectors (16 GB at Q=32, E=256) never sit in memory at once."""
+    parts = [work / f"chunk-{c // chunk:06d}-{what}.npy" for c in chunks]
+    heads = [np.load(p, mmap_mode="r", allow_pickle=False) for p in parts]
+    out = np.lib.format.open_memmap(work / f"{what}.npy", mode="w+", dtype=np.float16,
+                                    shape=(sum(h.shape[0] for h in heads), *heads[0].shape[1:]))
+    start = 0
+    for head in heads:
+        out[start:start + head.shape[0]] = head
+        start += head.shape[0]
+    out.flush()
+    return np.load(work / f"{what}.npy", mmap_mode="r", allow_pickle=False)
 
 
 def _load(item: CatalogItem):

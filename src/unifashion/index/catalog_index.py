@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import faiss
@@ -73,6 +73,14 @@ class Segment:
     items: list[CatalogItem]
     images: MultiVectorIndex  # (n, Q, E)
     captions: MultiVectorIndex | None  # (n, 1, E)
+    category_names: list[str] = field(default_factory=list)  # sorted distinct categories of the segment
+    category_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # (n,) index into the names
+
+    def __post_init__(self) -> None:
+        # integer codes: a category filter over a million items is one vectorised comparison
+        self.category_names = sorted({it.category for it in self.items})
+        code = {name: i for i, name in enumerate(self.category_names)}
+        self.category_codes = np.array([code[it.category] for it in self.items], dtype=np.int32)
 
 
 def model_fingerprint(model) -> str:
@@ -232,7 +240,11 @@ class CatalogIndex:
             yield from (it for it, a in zip(segment.items, alive) if a)
 
     def categories(self) -> list[str]:
-        return sorted({it.category for it in self.items() if it.category})
+        """The categories of the live items."""
+        found: set[str] = set()
+        for segment, alive in zip(self.segments, self._alive):
+            found.update(segment.category_names[c] for c in np.unique(segment.category_codes[alive]))
+        return sorted(c for c in found if c)
 
     def image_vectors(self, item_id: str) -> np.ndarray:
         s, r = self._where[self.item(item_id).item_id]
@@ -317,7 +329,7 @@ class CatalogIndex:
             (tmp / "items.jsonl").write_text(lines, encoding="utf-8")
             _save_float16(tmp / "image_vectors.npy", image_vectors)
             if caption_vectors is not None:
-                _save_float16(tmp / "caption_vectors.npy", np.asarray(caption_vectors)[:, None, :])
+                _save_float16(tmp / "caption_vectors.npy", caption_vectors, one_per_item=True)
             if approximate:
                 if progress:
                     progress("train IVF-PQ", 0, 1)
@@ -355,9 +367,9 @@ class CatalogIndex:
         items = [self.segments[s].items[r] for s, rows in keep for r in rows]
         if not items:
             raise DataError(f"{self.root}: no items left to compact")
-        images = np.concatenate([np.asarray(self.segments[s].images.vectors[rows]) for s, rows in keep])
-        captions = (np.concatenate([np.asarray(self.segments[s].captions.vectors[rows])[:, 0] for s, rows in keep])
-                    if self.has_captions else None)
+        images = _Rows([(self.segments[s].images.vectors, rows) for s, rows in keep])  # (n, Q, E), streamed
+        captions = (_Rows([(self.segments[s].captions.vectors[:, 0], rows) for s, rows in keep])
+                    if self.has_captions else None)  # (n, E)
         entry = self._write_segment(items, images, captions, None, progress)
         old = [s.name for s in self.segments]
         self.manifest["segments"], self.segments, self._alive, self._where = [], [], [], {}
@@ -386,8 +398,9 @@ class CatalogIndex:
         alive = self._alive[s]
         if not categories:
             return alive
-        wanted = set(categories)
-        return alive & np.array([it.category in wanted for it in self.segments[s].items], dtype=bool)
+        segment = self.segments[s]
+        wanted = [i for i, name in enumerate(segment.category_names) if name in set(categories)]
+        return alive & np.isin(segment.category_codes, wanted)
 
     def search(self, queries: np.ndarray, k: int, *, target: str = "images", reduce: Reduce = Reduce.MAX,
                categories: Sequence[str] | None = None) -> list[list[tuple[CatalogItem, float]]]:
@@ -423,10 +436,32 @@ class CatalogIndex:
         return q @ vecs.T  # (B, R)
 
 
-def _save_float16(path: Path, array: np.ndarray, block: int = 65536) -> None:
-    """np.save of `array` as float16, written in blocks (the source may be a large memmap)."""
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=array.shape)
+def _save_float16(path: Path, array, block: int = 65536, one_per_item: bool = False) -> None:
+    """np.save of `array` (N, ...) as float16, written in blocks: the source may be a memmap or a
+    _Rows view larger than memory. `one_per_item` stores (N, E) as (N, 1, E)."""
+    shape = (array.shape[0], 1, array.shape[1]) if one_per_item else tuple(array.shape)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=shape)
     for start in range(0, array.shape[0], block):
-        out[start:start + block] = np.asarray(array[start:start + block], dtype=np.float16)
+        chunk = np.asarray(array[start:start + block], dtype=np.float16)
+        out[start:start + block] = chunk[:, None, :] if one_per_item else chunk
     out.flush()
     del out
+
+
+class _Rows:
+    """Chosen rows of several arrays, read as one (N, ...) array block by block (compaction streams
+    the live vectors of every segment into the new one without holding them all in memory)."""
+
+    def __init__(self, parts: Sequence[tuple[np.ndarray, np.ndarray]]):
+        self.parts = [(array, np.asarray(rows, dtype=np.int64)) for array, rows in parts if len(rows)]
+        self.offsets = np.cumsum([0] + [len(rows) for _, rows in self.parts])
+        self.shape = (int(self.offsets[-1]), *self.parts[0][0].shape[1:])
+
+    def __getitem__(self, window: slice) -> np.ndarray:
+        start, stop, _ = window.indices(self.shape[0])
+        blocks = []
+        for (array, rows), lo in zip(self.parts, self.offsets[:-1]):
+            a, b = max(start - lo, 0), min(stop - lo, len(rows))
+            if a < b:
+                blocks.append(np.asarray(array[rows[a:b]]))
+        return np.concatenate(blocks) if blocks else np.zeros((0, *self.shape[1:]), np.float16)

@@ -89,10 +89,14 @@ class MultiVectorIndex:
         return self._dense
 
     @staticmethod
-    def _reduce(sims: np.ndarray, reduce: Reduce) -> np.ndarray:
-        """(B, R, V, P) similarities -> (B, R) item scores."""
-        best = sims.max(axis=2)  # (B, R, P): each query vector's best item vector
-        return best.max(axis=2) if reduce is Reduce.MAX else best.mean(axis=2)
+    def _block_scores(block: np.ndarray, q: np.ndarray, reduce: Reduce) -> np.ndarray:
+        """Item scores (B, r) of a block of items (r, V, E) for queries (B, P, E), by one matrix product."""
+        r, v, e = block.shape
+        b, p, _ = q.shape
+        sims = block.reshape(r * v, e) @ q.reshape(b * p, e).T  # (r*V, B*P)
+        best = sims.reshape(r, v, b, p).max(axis=1)  # (r, B, P): each query vector's best item vector
+        item = best.max(axis=2) if reduce is Reduce.MAX else best.mean(axis=2)  # (r, B)
+        return item.T
 
     def scores(self, queries: np.ndarray, rows: np.ndarray, reduce: Reduce = Reduce.MAX) -> np.ndarray:
         """Exact scores (B, R) of the items `rows` (R,) for queries (B, P, E)."""
@@ -101,11 +105,15 @@ class MultiVectorIndex:
         if rows.size == 0:
             return np.zeros((q.shape[0], 0), dtype=np.float32)
         source = self._dense if self._dense is not None else self.vectors
+        step = self.config.chunk_items
         out = []
-        for start in range(0, rows.size, self.config.chunk_items):
-            block = np.asarray(source[rows[start:start + self.config.chunk_items]], dtype=np.float32)  # (r, V, E)
-            sims = np.einsum("rve,bpe->brvp", block, q)  # (B, r, V, P)
-            out.append(self._reduce(sims, reduce))
+        if rows.size == self.num_items and np.array_equal(rows, np.arange(self.num_items)):  # all: slices, no copies
+            for start in range(0, self.num_items, step):
+                out.append(self._block_scores(np.asarray(source[start:start + step], dtype=np.float32), q, reduce))
+        else:
+            for start in range(0, rows.size, step):
+                block = np.asarray(source[rows[start:start + step]], dtype=np.float32)  # (r, V, E)
+                out.append(self._block_scores(block, q, reduce))
         return np.concatenate(out, axis=1)  # (B, R)
 
     # ---- search ---------------------------------------------------------------------------------
