@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -64,9 +66,19 @@ def test_tryon_is_scored_paired_and_unpaired_with_the_inpainting_model(small_wor
     with pytest.raises(ConfigError, match="inpainting"):
         evaluate(model, sources, config)
     model.make_generator_inpainting()
-    m = evaluate(model, sources, config)
-    assert set(m) == {f"tryon.{s}.{k}" for s in ("paired", "unpaired") for k in ("fid", "kid_mean", "kid_std")}
+    seen = []
+    original = model.generate_tryon
+
+    def spy(samples, *, garment_image=True, **kwargs):
+        seen.append(garment_image)
+        return original(samples, garment_image=garment_image, **kwargs)
+
+    model.generate_tryon = spy
+    m = evaluate(model, sources, replace(config, tasks=("tryon", "design")))
+    assert set(m) == {f"{t}.{s}.{k}" for t in ("tryon", "design") for s in ("paired", "unpaired")
+                      for k in ("fid", "kid_mean", "kid_std")}
     assert all(np.isfinite(v) for v in m.values()) and m["tryon.paired.fid"] > 0
+    assert seen == [True, True, False, False]  # design draws from the caption alone
 
 
 def test_eval_cli_writes_the_documented_keys_and_meta(small_world, tiny_dir, tmp_path):

@@ -257,7 +257,7 @@ def _comma_list(value: str | None, option: str) -> tuple[str, ...] | None:
 def eval_(
     model: Annotated[Path, typer.Option(help="A trained model directory (e.g. a run's OUT/model).")],
     data: Annotated[list[Path], typer.Option(help="A synthetic world or a dataset folder (FashionGen, Fashion200K, a catalog, Fashion-IQ, VITON-HD); repeat for several.")],
-    tasks: Annotated[str, typer.Option(help="Comma-separated: cmr, cir, cap, gen, tryon.")] = "cmr,cir,cap,gen",
+    tasks: Annotated[str, typer.Option(help="Comma-separated: cmr, cir, cap, gen, tryon, design (try-on from the caption alone).")] = "cmr,cir,cap,gen",
     split: Annotated[str | None, typer.Option(help="Split to evaluate (default: each format's evaluation split: FashionGen validation, Fashion-IQ val, Fashion200K and VITON-HD test).")] = None,
     categories: Annotated[str | None, typer.Option(help="Fashion-IQ categories, comma-separated (default: all).")] = None,
     gallery_captions: Annotated[Path | None, typer.Option("--gallery-captions", help="Gallery captions JSON ({image name: caption}, from `unifashion captions`) for caption-assisted CIR.")] = None,

@@ -8,7 +8,8 @@ between each generated image and the text it was drawn from; not CLIP-S, no CLIP
 `gen.model_itc_score_real` (the same on the real images), and on data with colour attributes (the
 synthetic world) `gen.colour_match` and `gen.colour_match_real`: the same colour test on the real images
 at the generated size, the metric's ceiling (patterns and shading move the dominant colour off the
-named one). Try-on: `tryon.<paired|unpaired>.fid|kid_mean|kid_std` on VITON-HD's test pairs.
+named one). Try-on: `tryon.<paired|unpaired>.fid|kid_mean|kid_std` on VITON-HD's test pairs; design
+(the garment's caption alone): `design.<paired|unpaired>.*` alike.
 Stages: 1. cross-modal retrieval  2. composed retrieval (+ caption variants when gallery captions
 are given)  3. captions  4. generation  5. try-on.
 """
@@ -105,9 +106,10 @@ def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
     """Every task in config.tasks on the sources' evaluation splits; DataError first when the sources
     cannot serve a task. `details`, when given, receives recall@K curves and examples for a report."""
     sources.check_tasks(config.tasks)
-    if "tryon" in config.tasks and not model.generator.config.inpainting:
-        raise ConfigError("task tryon needs a model whose generator is the inpainting variant "
-                          "(train one with `unifashion train --phase tryon`)")
+    for task in {"tryon", "design"} & set(config.tasks):
+        if not model.generator.config.inpainting:
+            raise ConfigError(f"task {task} needs a model whose generator is the inpainting variant "
+                              "(train one with `unifashion train --phase tryon`)")
     metrics: dict[str, float] = {}
     pairs = sources.load_pairs(config.split) if {"cmr", "cap", "gen"} & set(config.tasks) else []
     realism = _Realism()
@@ -190,20 +192,23 @@ def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
             metrics["gen.colour_match"] = 100.0 * dominant_colour_match(fake, requested, COLOURS)
             metrics["gen.colour_match_real"] = 100.0 * dominant_colour_match(real, requested, COLOURS)
 
-    # 5. try-on: VITON-HD test persons, paired (their own garment) and unpaired (another one)
-    if "tryon" in config.tasks:
+    # 5. try-on (the garment image + its caption) and design (the caption alone, MGD's setting) on
+    # VITON-HD test persons, paired (their own garment) and unpaired (another one)
+    for task, garment_image in (("tryon", True), ("design", False)):
+        if task not in config.tasks:
+            continue
         split = config.split or EVAL_SPLITS["vitonhd"]
         for setting, paired in (("paired", True), ("unpaired", False)):
             samples = tryon_samples(sources.vitonhd, split, paired)[: config.tryon_items]
             generated = []
             for start in range(0, len(samples), config.batch_size):
                 generated += model.generate_tryon(samples[start:start + config.batch_size],
-                                                  steps=config.generation_steps, sampler=config.sampler,
-                                                  seed=config.seed + start)
+                                                  garment_image=garment_image, steps=config.generation_steps,
+                                                  sampler=config.sampler, seed=config.seed + start)
                 if progress:
-                    progress(f"try-on {setting}", min(start + config.batch_size, len(samples)), len(samples))
+                    progress(f"{task} {setting}", min(start + config.batch_size, len(samples)), len(samples))
             real = _uint8([s.person.load() for s in samples], generated[0].size)
-            metrics.update(realism(f"tryon.{setting}", real, _uint8(generated)))
+            metrics.update(realism(f"{task}.{setting}", real, _uint8(generated)))
     return metrics
 
 

@@ -15,13 +15,13 @@ from unifashion.data.formats.detect import detect_format
 from unifashion.data.samples import ImageTextPair
 from unifashion.errors import DataError
 
-TASKS = ("cmr", "cir", "cap", "gen", "tryon")
+TASKS = ("cmr", "cir", "cap", "gen", "tryon", "design")
 PAIR_FORMATS = ("fashiongen", "catalog", "fashion200k")
 # the split each format is evaluated on (the papers': FashionGen validation, Fashion-IQ val, ...)
 EVAL_SPLITS = {"fashiongen": "validation", "catalog": "val", "fashion200k": "test", "fashioniq": "val",
                "vitonhd": "test"}
 WORLD_FORMATS = ("catalog", "fashioniq", "vitonhd")  # what a synthetic world is evaluated on
-NEEDS = {"cmr": "pairs", "cap": "pairs", "gen": "pairs", "cir": "fashioniq", "tryon": "vitonhd"}
+NEEDS = {"cmr": "pairs", "cap": "pairs", "gen": "pairs", "cir": "fashioniq", "tryon": "vitonhd", "design": "vitonhd"}
 NEED_NAMES = {"pairs": "image-text pairs (FashionGen, a catalog or Fashion200K)", "fashioniq": "Fashion-IQ",
               "vitonhd": "VITON-HD"}
 
