@@ -41,6 +41,26 @@ def test_fid_matches_symmetric_closed_form():
     assert frechet_distance(a, b) == pytest.approx(d @ d + np.trace(s1) + np.trace(s2) - 2 * cross)
 
 
+def test_fid_with_fewer_samples_than_dimensions_matches_the_eigen_and_sqrtm_forms():
+    # the low-rank path (nuclear norm of the centred cross product) against the symmetric eigen
+    # form and against pytorch-fid's scipy sqrtm, on 20 samples in 64 dimensions
+    from scipy import linalg
+
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(20, 64)) @ rng.normal(size=(64, 64)) * 0.2
+    b = rng.normal(size=(25, 64)) @ rng.normal(size=(64, 64)) * 0.2 + 0.5
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(s1)
+    r1 = v @ np.diag(np.sqrt(np.clip(w, 0, None))) @ v.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(r1 @ s2 @ r1), 0, None)).sum()
+    d = a.mean(0) - b.mean(0)
+    expected = d @ d + np.trace(s1) + np.trace(s2) - 2 * cross
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+    scipy_cross = np.trace(linalg.sqrtm(s1 @ s2)).real
+    assert frechet_distance(a, b) == pytest.approx(d @ d + np.trace(s1) + np.trace(s2) - 2 * scipy_cross, rel=1e-4)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6 * np.trace(s1))
+
+
 def test_kid_hand_computed_linear_kernel():
     # k(x, y) = x y: off-diagonal xx = 2*2 = 4, yy = 2*12 = 24, xy sum = 3*7 = 21
     # (4 + 24) / (2*1) - 2 * 21 / 4 = 3.5
