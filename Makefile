@@ -1,5 +1,6 @@
 # make demo  — install into .venv and run the main job (the quickstart, ~30 min on 2 cores)
 # make test  — install into .venv and run the test suite (offline)
+# make bench — install and run every benchmark (BENCH_ARGS=--quick, or make bench-quick: each under 2 min)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -16,7 +17,7 @@ PIP_QUIET := grep -vE "^WARNING: Location|^ERROR: pip's dependency resolver|^fid
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install browser demo test contact-sheet clean
+.PHONY: install browser demo test bench bench-quick contact-sheet clean
 
 install: $(STAMP)
 
@@ -51,10 +52,19 @@ browser:
 test: install browser
 	$(BIN)/python -m pytest -p no:cacheprovider
 
+# Benchmarks print measured ratios against their targets and write bench-results/<topic>.json (BENCHMARKS.md).
+BENCHES := encoding training search generation serving captioning
+BENCH_ARGS ?=
+bench: install
+	@for b in $(BENCHES); do echo "== benchmarks/$$b.py $(BENCH_ARGS)"; $(BIN)/python benchmarks/$$b.py $(BENCH_ARGS) || exit 1; done
+
+bench-quick:
+	@$(MAKE) --no-print-directory bench BENCH_ARGS=--quick
+
 # The README's picture of the synthetic world.
 contact-sheet: install
 	$(BIN)/unifashion synth --out world-sheet --products 120 --seed 7 --overwrite
 	$(BIN)/unifashion data contact-sheet world-sheet --out docs/img/synthetic.png --n 30
 
 clean:
-	rm -rf $(VENV) quickstart world-demo world-sheet
+	rm -rf $(VENV) quickstart world-demo world-sheet bench-results

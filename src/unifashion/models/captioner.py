@@ -398,8 +398,10 @@ class Captioner(nn.Module):
         num_beams: int = 1,
         max_new_tokens: int | None = None,
         hints: Sequence[str | None] | None = None,
+        use_cache: bool = True,
     ) -> list[str]:
-        """Captions for a batch of soft prompts: greedy (num_beams=1) or beam search, KV cache on."""
+        """Captions for a batch of soft prompts: greedy (num_beams=1) or beam search, with the KV cache
+        (`use_cache=False` recomputes the whole prefix at every token: benchmarks/captioning.py's baseline)."""
         if num_beams < 1:
             raise ValueError(f"num_beams must be >= 1, got {num_beams}")
         max_new_tokens = self.config.max_new_tokens if max_new_tokens is None else max_new_tokens
@@ -418,7 +420,7 @@ class Captioner(nn.Module):
                 **beam_kwargs,
                 eos_token_id=self.eos_token_id,
                 pad_token_id=self.pad_token_id,
-                use_cache=True,
+                use_cache=use_cache,
             )  # (B, new) — with inputs_embeds only the new tokens come back
         finally:
             self.train(was_training)
