@@ -73,10 +73,17 @@ class Report:
         if self.rows:
             table = Table(title=f"{self.topic}{' (quick)' if self.quick else ''}")
             columns = list(dict.fromkeys(k for r in self.rows for k in r))
-            for c in columns:
-                table.add_column(c, justify="right" if isinstance(self.rows[0].get(c), (int, float)) else "left")
-            for r in self.rows:
-                table.add_row(*(_fmt(r.get(c, "")) for c in columns))
+            if len(columns) <= 7:
+                for c in columns:
+                    table.add_column(c, justify="right" if isinstance(self.rows[0].get(c), (int, float)) else "left")
+                for r in self.rows:
+                    table.add_row(*(_fmt(r.get(c, "")) for c in columns))
+            else:  # many measurements per row: one line per measurement reads better
+                table.add_column("measure")
+                for i in range(len(self.rows)):
+                    table.add_column(f"run {i + 1}", justify="right")
+                for c in columns:
+                    table.add_row(c, *(_fmt(r.get(c, "")) for r in self.rows))
             console.print(table)
         for t in self.targets:
             console.print(("[green]" if t.met else "[red]") + t.describe(), highlight=False, markup=True)
@@ -209,9 +216,10 @@ def percentile(xs, q: float) -> float:
     return float(np.percentile(np.asarray(xs, dtype=np.float64), q))
 
 
-def rss_gib() -> float:
-    """This process's resident memory now (VmRSS), GiB."""
+def rss_gib(field: str = "VmRSS") -> float:
+    """This process's resident memory now, GiB: VmRSS (all), RssAnon (its own allocations) or RssFile
+    (pages of memory-mapped files it touched: the kernel can drop them under pressure)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 2**20
     return float("nan")

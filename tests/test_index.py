@@ -77,6 +77,25 @@ def test_approximate_top10_agrees_with_exact():
     np.testing.assert_allclose(s, np.take_along_axis(exact.scores(queries[:5], np.arange(3000)), r, axis=1), rtol=1e-5)
 
 
+def test_many_lists_assign_through_an_hnsw_graph_and_still_agree_with_exact(tmp_path):
+    import faiss
+
+    from unifashion.index.vector_index import HNSW_QUANTIZER_LISTS
+
+    vectors = _catalog_like(3000, 30, 16, groups=60)  # 90k vectors: enough to train 2048 lists
+    config = AnnConfig(pq_bytes=4, nlist=HNSW_QUANTIZER_LISTS)
+    ann = MultiVectorIndex.build_ann(vectors, config)
+    faiss.write_index(ann, str(tmp_path / "ann.faiss"))  # as a segment stores it
+    approx = MultiVectorIndex(vectors, config, faiss.read_index(str(tmp_path / "ann.faiss")))
+    quantizer = faiss.downcast_index(faiss.extract_index_ivf(approx.ann).quantizer)
+    assert isinstance(quantizer, faiss.IndexHNSW) and quantizer.hnsw.efSearch >= config.nprobe
+    rng = np.random.default_rng(2)
+    queries = vectors[rng.choice(3000, 50), rng.integers(0, 30, 50)][:, None, :]
+    _, a = approx.search(queries, 10)
+    _, x = MultiVectorIndex(vectors, config).search(queries, 10)
+    assert np.mean([set(a[i]) == set(x[i]) for i in range(50)]) >= 0.95
+
+
 def _items(ids, category="tops"):
     return [CatalogItem(item_id=i, product_id=i, category=category, title=f"item {i}", caption=f"caption {i}")
             for i in ids]

@@ -31,16 +31,24 @@ class Reduce(Enum):
 @dataclass(frozen=True)
 class AnnConfig:
     exact_below: int = 20_000  # items: exact scoring below this size, IVF-PQ candidates at or above it
-    nlist: int = 0  # IVF lists; 0 = 4 * sqrt(vectors), clamped to [16, 65536]
+    nlist: int = 0  # IVF lists; 0 = sqrt(vectors), clamped to [16, 65536]
     pq_bytes: int = 32  # bytes of PQ code per vector (the embedding size must divide by it)
     nprobe: int = 64  # IVF lists visited per query vector (scripts/index_agreement.py measures the effect)
-    candidates: int = 200  # items re-scored exactly per query (at least k)
+    candidates: int = 200  # items re-scored exactly per query (at least k): the best by approximate score
     vectors_per_candidate: int = 4  # nearest vectors fetched per wanted candidate (an item owns several)
     chunk_items: int = 4096  # items scored per block in exact mode (bounds temporary memory)
 
 
+# At or above this many lists, vectors are assigned to lists through an HNSW graph over the centroids:
+# a flat scan of every centroid costs vectors x lists x dim (1M items = 32M vectors x 5657 lists x 256
+# dims ~ 90 TFLOP on the build's add; the graph visits a few hundred centroids per vector).
+HNSW_QUANTIZER_LISTS = 2048
+
+
 def default_nlist(num_vectors: int) -> int:
-    return int(min(65536, max(16, round(4 * math.sqrt(num_vectors)))))
+    """sqrt(vectors) lists: the build's k-means and list assignment stay affordable on a CPU (cost ~
+    vectors^1.5), and at the fixed nprobe larger lists only raise candidate recall."""
+    return int(min(65536, max(16, round(math.sqrt(num_vectors)))))
 
 
 class MultiVectorIndex:
@@ -52,6 +60,12 @@ class MultiVectorIndex:
         self.vectors = vectors  # (N, V, E), float16 memmap or any float array
         self.config = config
         self.ann = ann
+        if ann is not None:
+            ivf = faiss.extract_index_ivf(ann)
+            ivf.nprobe = config.nprobe
+            quantizer = faiss.downcast_index(ivf.quantizer)
+            if isinstance(quantizer, faiss.IndexHNSW):  # the graph must offer at least nprobe lists
+                quantizer.hnsw.efSearch = max(2 * config.nprobe, 64)
         self._dense: np.ndarray | None = None  # float32 copy for exact mode, made on first use
 
     @property
@@ -69,7 +83,8 @@ class MultiVectorIndex:
         if e % config.pq_bytes:
             raise ValueError(f"embedding size {e} is not divisible by pq_bytes {config.pq_bytes}")
         nlist = config.nlist or default_nlist(n * v)
-        index = faiss.index_factory(e, f"IVF{nlist},PQ{config.pq_bytes}", faiss.METRIC_INNER_PRODUCT)
+        coarse = f"IVF{nlist}_HNSW32" if nlist >= HNSW_QUANTIZER_LISTS else f"IVF{nlist}"
+        index = faiss.index_factory(e, f"{coarse},PQ{config.pq_bytes}", faiss.METRIC_INNER_PRODUCT)
         faiss.downcast_index(index).do_polysemous_training = False  # Hamming filtering unused; training 40x slower
         rng = np.random.default_rng(seed)
         # k-means wants ~40-256 points per list; PQ wants >= 256 per code
@@ -136,22 +151,26 @@ class MultiVectorIndex:
         return self._top(q, rows, k, reduce)
 
     def _candidates(self, q: np.ndarray, k: int, live: int, allowed: np.ndarray | None) -> list[np.ndarray]:
-        """Per query, the allowed items owning the vectors nearest to any of its vectors (ANN)."""
+        """Per query, the `candidates` allowed items whose best vector the ANN scores highest against any
+        of the query's vectors (ascending rows, for memory locality when they are re-scored)."""
         b, p, e = q.shape
         v = self.vectors.shape[1]
         want = max(k, self.config.candidates)
+        fetch_items = want
         if allowed is not None:  # over-fetch so that enough candidates survive the mask
-            want = int(min(self.num_items, math.ceil(want * self.num_items / max(live, 1))))
-        fetch = int(min(self.num_items * v, want * self.config.vectors_per_candidate))
-        self.ann.nprobe = self.config.nprobe
-        _, ids = self.ann.search(q.reshape(b * p, e), fetch)  # (B*P, fetch) vector ids, -1 when short
-        ids = ids.reshape(b, p * fetch)
+            fetch_items = int(min(self.num_items, math.ceil(want * self.num_items / max(live, 1))))
+        fetch = int(min(self.num_items * v, fetch_items * self.config.vectors_per_candidate))
+        dist, ids = self.ann.search(q.reshape(b * p, e), fetch)  # (B*P, fetch) inner products, vector ids
+        dist, ids = dist.reshape(b, p * fetch), ids.reshape(b, p * fetch)
         out = []
-        for row_ids in ids:
-            items = np.unique(row_ids[row_ids >= 0] // v)
+        for row_dist, row_ids in zip(dist, ids):
+            found = row_ids >= 0
+            order = np.argsort(-row_dist[found], kind="stable")
+            items = row_ids[found][order] // v  # best approximate score first
             if allowed is not None:
                 items = items[allowed[items]]
-            out.append(items)
+            _, first = np.unique(items, return_index=True)
+            out.append(np.sort(items[np.sort(first)][:want]))  # the `want` best distinct items
         return out
 
     def _top(self, q: np.ndarray, rows: list[np.ndarray], k: int, reduce: Reduce) -> tuple[np.ndarray, np.ndarray]:
