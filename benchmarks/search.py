@@ -142,13 +142,15 @@ def build_step(vectors_path: str, ann_path: str) -> dict:
             "ann_file_gib": Path(ann_path).stat().st_size / 2**30, "build_peak_rss_gib": _peak_rss_gib()}
 
 
-def search_step(vectors_path: str, ann_path: str, queries: np.ndarray, exact_queries: int) -> dict:
+def search_step(vectors_path: str, ann_path: str, queries: np.ndarray, exact_queries: int,
+                settings: list[tuple[int, int]]) -> dict:
     import faiss
 
-    from unifashion.index.vector_index import AnnConfig, MultiVectorIndex, Reduce
+    from unifashion.index.vector_index import AnnConfig, MultiVectorIndex, Reduce, VectorFile
 
-    vectors = np.load(vectors_path, mmap_mode="r")
-    index = MultiVectorIndex(vectors, AnnConfig(), faiss.read_index(ann_path))
+    vectors = VectorFile(vectors_path)  # as a served index reads them
+    ann = faiss.read_index(ann_path)
+    index = MultiVectorIndex(vectors, AnnConfig(), ann)
     q = queries[:, None, :]  # (B, 1, E): text queries own one vector
     index.search(q[:1], K_MAX)  # warm-up
     # 1. approximate, batch 1 and batch 64
@@ -172,6 +174,18 @@ def search_step(vectors_path: str, ann_path: str, queries: np.ndarray, exact_que
     truth = np.concatenate([exact_numpy(vectors, queries[s:s + 64], K_MAX) for s in range(0, len(queries), 64)])
     out["recall@10"] = recall(np.array(found), truth, 10)
     out["recall@50"] = recall(np.array(found), truth, 50)
+    # 3. other search-time settings on the same index: recall and latency at batch 1
+    for nprobe, candidates in settings:
+        other = MultiVectorIndex(vectors, AnnConfig(nprobe=nprobe, candidates=candidates), ann)
+        times, rows_found = [], []
+        for i in range(len(q)):
+            t = time.perf_counter()
+            rows_found.append(other.search(q[i:i + 1], K_MAX)[1][0])
+            times.append(time.perf_counter() - t)
+        tag = f"nprobe{nprobe}_cand{candidates}"
+        out[f"{tag}_p50_ms"] = 1000 * percentile(times, 50)
+        out[f"{tag}_recall@10"] = recall(np.array(rows_found), truth, 10)
+    MultiVectorIndex(vectors, AnnConfig(), ann)  # the defaults back on the shared faiss index
     t_np, t_faiss, agree = [], [], []
     for i in range(exact_queries):
         t = time.perf_counter()
@@ -211,10 +225,15 @@ def main() -> None:
     p.add_argument("--sizes", default=None, help="item counts, comma-separated (default 100000,1000000; "
                                                  "quick: 20000)")
     p.add_argument("--queries", type=int, default=None, help="text queries (default 200; quick: 64)")
+    p.add_argument("--settings", default="", help="more search-time settings to measure on the same index, "
+                                                  "NPROBE:CANDIDATES,... (the defaults are 64:200)")
+    p.add_argument("--reuse-index", action="store_true", help="search an index built by an earlier run "
+                                                              "(its build is not timed again)")
     args = p.parse_args()
     sizes = [int(s) for s in (args.sizes or ("20000" if args.quick else "100000,1000000")).split(",")]
     n_queries = args.queries or (64 if args.quick else 200)
     exact_queries = 3 if args.quick or max(sizes) > 200_000 else 10
+    settings = [tuple(int(x) for x in pair.split(":")) for pair in args.settings.split(",") if pair]
 
     from unifashion.index.catalog_index import model_fingerprint
 
@@ -240,10 +259,13 @@ def main() -> None:
         print(f"{n} items: vectors ...", flush=True)
         augmented_vectors(base, n, vectors_path)
         ann_path = WORK / f"ann-{key}-{n}.faiss"
-        print(f"{n} items: building the index ...", flush=True)
-        built = in_fresh_process(build_step, str(vectors_path), str(ann_path))
+        if args.reuse_index and ann_path.is_file():
+            built = {"build_s": float("nan")}
+        else:
+            print(f"{n} items: building the index ...", flush=True)
+            built = in_fresh_process(build_step, str(vectors_path), str(ann_path))
         print(f"{n} items: searching ...", flush=True)
-        searched = in_fresh_process(search_step, str(vectors_path), str(ann_path), queries, exact_queries)
+        searched = in_fresh_process(search_step, str(vectors_path), str(ann_path), queries, exact_queries, settings)
         exact_ms = min(searched["numpy_p50_ms"], searched["faiss_p50_ms"])
         last = dict(items=n, **built, **searched, speedup_vs_exact=exact_ms / searched["ann_p50_ms"])
         report.row(**last)

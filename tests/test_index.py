@@ -203,3 +203,20 @@ def test_shapes_and_ids_are_checked(tmp_path):
         index.add(_items(["x"]), vectors[:1], None)
     with pytest.raises(DataError, match="queries must be"):
         index.search(np.zeros((1, 1, 3)), 5)
+
+
+def test_vector_file_reads_what_numpy_indexing_reads(tmp_path):
+    from unifashion.index.vector_index import VectorFile
+
+    array = np.random.default_rng(3).normal(size=(50, 4, 8)).astype(np.float16)
+    np.save(tmp_path / "v.npy", array)
+    vf = VectorFile(tmp_path / "v.npy")
+    assert vf.shape == (50, 4, 8) and vf.dtype == np.float16 and len(vf) == 50
+    for key in (7, -1, slice(3, 9), slice(0, 50, 7), slice(48, 60), np.array([5, 6, 7, 2, 40, 41, 0]),
+                np.array([], dtype=np.int64), (slice(0, 5), 0), (3, 1)):
+        np.testing.assert_array_equal(vf[key], array[key])
+    np.testing.assert_array_equal(np.asarray(vf, dtype=np.float32), array.astype(np.float32))
+    with pytest.raises(IndexError):
+        vf[50]
+    with pytest.raises(IndexError):
+        vf[np.array([1, 50])]

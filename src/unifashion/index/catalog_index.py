@@ -34,7 +34,7 @@ from unifashion.data.formats.common import write_text_atomic
 from unifashion.data.samples import ImageRef
 from unifashion.errors import DataError
 from unifashion.fileutil import sha256_file
-from unifashion.index.vector_index import AnnConfig, MultiVectorIndex, Reduce
+from unifashion.index.vector_index import AnnConfig, MultiVectorIndex, Reduce, VectorFile
 
 FORMAT = "unifashion-index"
 FORMAT_VERSION = 1
@@ -187,14 +187,14 @@ class CatalogIndex:
                 raise DataError(f"{file}: checksum mismatch (the index is damaged; rebuild it)")
         items = [CatalogItem.from_json(line, f"{folder / 'items.jsonl'}:{i + 1}")
                  for i, line in enumerate((folder / "items.jsonl").read_text(encoding="utf-8").splitlines())]
-        images = np.load(folder / "image_vectors.npy", mmap_mode="r", allow_pickle=False)
+        images = VectorFile(folder / "image_vectors.npy")  # rows read when scored, never all mapped
         if images.shape != (len(items), q, e) or images.dtype != np.float16:
             raise DataError(f"{folder / 'image_vectors.npy'}: shape {images.shape} {images.dtype}, "
                             f"expected ({len(items)}, {q}, {e}) float16")
         image_ann = faiss.read_index(str(folder / "image_ann.faiss")) if "image_ann.faiss" in entry["files"] else None
         captions = None
         if "caption_vectors.npy" in entry["files"]:
-            cap = np.load(folder / "caption_vectors.npy", mmap_mode="r", allow_pickle=False)
+            cap = VectorFile(folder / "caption_vectors.npy")
             if cap.shape != (len(items), 1, e) or cap.dtype != np.float16:
                 raise DataError(f"{folder / 'caption_vectors.npy'}: shape {cap.shape}, expected ({len(items)}, 1, {e})")
             cap_ann = faiss.read_index(str(folder / "caption_ann.faiss")) if "caption_ann.faiss" in entry["files"] else None
@@ -368,8 +368,8 @@ class CatalogIndex:
         if not items:
             raise DataError(f"{self.root}: no items left to compact")
         images = _Rows([(self.segments[s].images.vectors, rows) for s, rows in keep])  # (n, Q, E), streamed
-        captions = (_Rows([(self.segments[s].captions.vectors[:, 0], rows) for s, rows in keep])
-                    if self.has_captions else None)  # (n, E)
+        captions = (_Rows([(self.segments[s].captions.vectors, rows) for s, rows in keep])
+                    if self.has_captions else None)  # (n, 1, E)
         entry = self._write_segment(items, images, captions, None, progress)
         old = [s.name for s in self.segments]
         self.manifest["segments"], self.segments, self._alive, self._where = [], [], [], {}
@@ -439,11 +439,12 @@ class CatalogIndex:
 def _save_float16(path: Path, array, block: int = 65536, one_per_item: bool = False) -> None:
     """np.save of `array` (N, ...) as float16, written in blocks: the source may be a memmap or a
     _Rows view larger than memory. `one_per_item` stores (N, E) as (N, 1, E)."""
-    shape = (array.shape[0], 1, array.shape[1]) if one_per_item else tuple(array.shape)
+    widen = one_per_item and len(array.shape) == 2  # (N, E) -> (N, 1, E); (N, 1, E) is kept
+    shape = (array.shape[0], 1, array.shape[1]) if widen else tuple(array.shape)
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=shape)
     for start in range(0, array.shape[0], block):
         chunk = np.asarray(array[start:start + block], dtype=np.float16)
-        out[start:start + block] = chunk[:, None, :] if one_per_item else chunk
+        out[start:start + block] = chunk[:, None, :] if widen else chunk
     out.flush()
     del out
 
