@@ -29,8 +29,13 @@ def topic_markdown(result: dict) -> str:
         lines += ["Setup: " + ", ".join(f"{k} {_cell(v)}" for k, v in result["setup"].items()), ""]
     if result["rows"]:
         columns = list(dict.fromkeys(k for r in result["rows"] for k in r))
-        lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in result["rows"]]
+        if len(columns) <= 7:
+            lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in result["rows"]]
+        else:  # one line per measurement
+            lines += ["| measure | " + " | ".join(f"run {i + 1}" for i in range(len(result["rows"]))) + " |",
+                      "|" + "---|" * (1 + len(result["rows"]))]
+            lines += [f"| {c} | " + " | ".join(_cell(r.get(c, "")) for r in result["rows"]) + " |" for c in columns]
         lines.append("")
     for t in result["targets"]:
         sign = ">=" if t["higher_is_better"] else "<="
@@ -45,10 +50,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="summarise the --quick results")
     p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("files", nargs="*", type=Path, help="result files (default: every topic's in --results)")
     args = p.parse_args()
+    paths = args.files or [args.results / f"{topic}{'-quick' if args.quick else ''}.json" for topic in TOPICS]
     found = False
-    for topic in TOPICS:
-        path = args.results / f"{topic}{'-quick' if args.quick else ''}.json"
+    for path in paths:
         if path.is_file():
             found = True
             print(topic_markdown(json.loads(path.read_text())))

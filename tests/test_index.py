@@ -220,3 +220,12 @@ def test_vector_file_reads_what_numpy_indexing_reads(tmp_path):
         vf[50]
     with pytest.raises(IndexError):
         vf[np.array([1, 50])]
+
+
+def test_candidates_grow_with_the_catalog_unless_set():
+    from unifashion.index.vector_index import default_candidates
+
+    assert [default_candidates(n) for n in (3_000, 250_000, 1_000_000)] == [200, 200, 800]
+    vectors = np.zeros((10, 2, 4), np.float32)
+    assert MultiVectorIndex(vectors).candidates == 200
+    assert MultiVectorIndex(vectors, AnnConfig(candidates=7)).candidates == 7

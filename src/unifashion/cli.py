@@ -495,7 +495,7 @@ def index_build(
     approximate: Annotated[bool | None, typer.Option("--approximate/--exact", help="Force IVF-PQ candidates or exact scoring (default: by size).", show_default="by size")] = None,
     exact_below: Annotated[int | None, typer.Option("--exact-below", min=1, help="Exact scoring below this many items.", show_default="20000")] = None,
     nprobe: Annotated[int | None, typer.Option(min=1, help="IVF lists visited per query vector.", show_default="64")] = None,
-    candidates: Annotated[int | None, typer.Option(min=1, help="Items re-scored exactly per approximate query.", show_default="200")] = None,
+    candidates: Annotated[int | None, typer.Option(min=1, help="Items re-scored exactly per approximate query.", show_default="max(200, items / 1250)")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index at --out.")] = False,
     restart: Annotated[bool, typer.Option(help="Discard a partial build at --out instead of resuming it.")] = False,

@@ -36,7 +36,9 @@ class AnnConfig:
     nlist: int = 0  # IVF lists; 0 = sqrt(vectors), clamped to [16, 65536]
     pq_bytes: int = 32  # bytes of PQ code per vector (the embedding size must divide by it)
     nprobe: int = 64  # IVF lists visited per query vector (scripts/index_agreement.py measures the effect)
-    candidates: int = 200  # items re-scored exactly per query (at least k): the best by approximate score
+    candidates: int = 0  # items re-scored exactly per query (at least k), the best by approximate score;
+    # 0 = by size, max(200, items / 1250): near-ties the PQ codes cannot order grow with the catalog
+    # (benchmarks/search.py at 1M items: recall@10 0.89 with 200, 0.99 with 800)
     vectors_per_candidate: int = 4  # nearest vectors fetched per wanted candidate (an item owns several)
     chunk_items: int = 4096  # items scored per block in exact mode (bounds temporary memory)
 
@@ -45,6 +47,10 @@ class AnnConfig:
 # a flat scan of every centroid costs vectors x lists x dim (1M items = 32M vectors x 5657 lists x 256
 # dims ~ 90 TFLOP on the build's add; the graph visits a few hundred centroids per vector).
 HNSW_QUANTIZER_LISTS = 2048
+
+
+def default_candidates(num_items: int) -> int:
+    return max(200, num_items // 1250)
 
 
 def default_nlist(num_vectors: int) -> int:
@@ -149,6 +155,11 @@ class MultiVectorIndex:
     def approximate(self) -> bool:
         return self.ann is not None
 
+    @property
+    def candidates(self) -> int:
+        """Items re-scored exactly per approximate query: the configured number, or by size."""
+        return self.config.candidates or default_candidates(self.num_items)
+
     @staticmethod
     def build_ann(vectors: np.ndarray, config: AnnConfig, seed: int = 0) -> faiss.Index:
         """An IVF-PQ index over every item vector (vector id = item * V + v), trained on a sample."""
@@ -217,7 +228,7 @@ class MultiVectorIndex:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         live = np.arange(self.num_items) if allowed is None else np.flatnonzero(allowed)
-        if self.ann is None or live.size <= max(k, self.config.candidates):
+        if self.ann is None or live.size <= max(k, self.candidates):
             rows = [live] * q.shape[0]
         else:
             rows = self._candidates(q, k, live.size, allowed)
@@ -228,7 +239,7 @@ class MultiVectorIndex:
         of the query's vectors (ascending rows, for memory locality when they are re-scored)."""
         b, p, e = q.shape
         v = self.vectors.shape[1]
-        want = max(k, self.config.candidates)
+        want = max(k, self.candidates)
         fetch_items = want
         if allowed is not None:  # over-fetch so that enough candidates survive the mask
             fetch_items = int(min(self.num_items, math.ceil(want * self.num_items / max(live, 1))))
