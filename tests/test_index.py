@@ -229,3 +229,13 @@ def test_candidates_grow_with_the_catalog_unless_set():
     vectors = np.zeros((10, 2, 4), np.float32)
     assert MultiVectorIndex(vectors).candidates == 200
     assert MultiVectorIndex(vectors, AnnConfig(candidates=7)).candidates == 7
+
+
+def test_float16_vectors_widen_exactly():
+    from unifashion.index.vector_index import as_float32
+
+    half = np.random.default_rng(0).standard_normal((5, 3, 8)).astype(np.float16)
+    wide = as_float32(half)
+    assert wide.dtype == np.float32 and wide.shape == (5, 3, 8)
+    np.testing.assert_array_equal(wide, half.astype(np.float32))
+    np.testing.assert_array_equal(as_float32(wide), wide)
