@@ -256,7 +256,7 @@ def test_an_unexpected_failure_is_a_500_without_traceback(service_search, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("secret internals /etc/passwd")
 
-    monkeypatch.setattr(service_search, "text", broken)
+    monkeypatch.setattr(service_search, "text_queries", broken)
     with client_with(service_search) as c:
         detail = assert_error(c, c.post("/api/search/text", json={"text": "dress"}), 500)
         assert "secret" not in detail

@@ -43,6 +43,14 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class TextQuery:
+    """One text search: its words, how many results, and an optional category filter."""
+    text: str
+    k: int = 10
+    categories: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     rerank_depth: int = 100  # composed search: candidates re-scored with their gallery captions
     caption_weight: float = 1.0  # weight of query·caption in the re-ranking (combine_scores)
@@ -71,13 +79,31 @@ class CatalogSearch:
     def _hits(self, results) -> list[list[SearchHit]]:
         return [[SearchHit.of(item, score) for item, score in hits] for hits in results]
 
-    @torch.no_grad()
     def text(self, texts: Sequence[str], k: int = 10, categories: Sequence[str] | None = None) -> list[list[SearchHit]]:
-        self._check(k, categories)
-        if not texts or any(not t.strip() for t in texts):
+        cats = tuple(categories) if categories is not None else None
+        return self.text_queries([TextQuery(t, k, cats) for t in texts])
+
+    @torch.no_grad()
+    def text_queries(self, queries: Sequence[TextQuery]) -> list[list[SearchHit]]:
+        """Text searches, each with its own k and filter: one encoder pass for all of them (batching is
+        where a CPU gains: 8 texts encode in ~2x the time of one), one index search per filter."""
+        if not queries:
             raise DataError("a text search needs a non-empty text")
-        q = self.model.encode_text(list(texts)).text_embeds.float().cpu().numpy()  # (B, E)
-        return self._hits(self.index.search(q[:, None, :], k, categories=categories))
+        for q in queries:
+            self._check(q.k, q.categories)
+            if not q.text.strip():
+                raise DataError("a text search needs a non-empty text")
+        embeds = self.model.encode_text([q.text for q in queries]).text_embeds.float().cpu().numpy()  # (B, E)
+        groups: dict[tuple[str, ...] | None, list[int]] = {}
+        for i, q in enumerate(queries):
+            groups.setdefault(q.categories, []).append(i)
+        out: list = [None] * len(queries)
+        for categories, members in groups.items():
+            k = max(queries[i].k for i in members)  # the best k of a deeper search are the top k
+            found = self.index.search(embeds[members][:, None, :], k, categories=categories)  # per query
+            for i, hits in zip(members, found):
+                out[i] = hits[:queries[i].k]
+        return self._hits(out)
 
     @torch.no_grad()
     def image(self, images: Sequence[Image.Image | str | Path], k: int = 10,

@@ -19,7 +19,8 @@ a model refusal, 404 unknown item, 413 too large, 415 not an image, 422 a bad va
 the model is busy or a generation runs out of time, 500 without a traceback for the rest.
 
 Concurrency: searches run in parallel in FastAPI's thread pool; they only read the index, warmed
-before the app is made. The heavy model calls (caption, generate) take turns behind one lock.
+before the app is made. Text searches that arrive together are encoded and searched as one batch
+(service/batching.py). The heavy model calls (caption, generate) take turns behind one lock.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
@@ -45,9 +46,10 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
-from unifashion.catalog_search import CatalogSearch, SearchHit
+from unifashion.catalog_search import CatalogSearch, SearchHit, TextQuery
 from unifashion.errors import UnifashionError
 from unifashion.models.captioner import STYLES
+from unifashion.service.batching import TextSearchBatcher
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class ServiceLimits:
     max_steps: int = 50  # denoising steps per generation
     generation_seconds: float = 60.0  # a generation not finished this long after its request is aborted (504)
     model_wait_seconds: float = 30.0  # a caption waiting longer than this for the model is refused (503)
+    text_batch: int = 16  # concurrent text searches encoded and searched together, at most
 
 
 # ---- request and response bodies ----------------------------------------------------------------
@@ -194,7 +197,14 @@ class _TimeUp(Exception):
 
 def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -> FastAPI:
     """The service for `search`, whose index should be warmed (`search.index.warm()`) beforehand."""
-    app = FastAPI(title="UniFashion catalog search", version="1", docs_url=None, redoc_url=None,
+    text_batcher = TextSearchBatcher(search, limits.text_batch)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        text_batcher.close()
+
+    app = FastAPI(title="UniFashion catalog search", version="1", docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Text, image and composed ('this one, but ...') search over a catalog, "
                               "captions, zero-shot classification and generation, by one UniFashion model.")
     # the API docs page from Swagger UI's files in the swagger-ui-bundle package: FastAPI's default
@@ -210,6 +220,7 @@ def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -
     app.add_middleware(_BodyLimit, max_bytes=limits.max_upload_bytes + FORM_OVERHEAD)
     app.state.search = search
     app.state.limits = limits
+    app.state.text_batcher = text_batcher
     model_lock = threading.Lock()  # caption and generate take turns on the model
     known_categories = search.index.categories()
     generator_size = int(search.model.generator.config.image_size)
@@ -317,7 +328,9 @@ def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -
         start = time.perf_counter()
         check_k(body.k)
         text = check_text(body.text, "the search text")
-        return response("text", search.text([text], body.k, check_category(body.category))[0], start)
+        categories = check_category(body.category)
+        query = TextQuery(text, body.k, tuple(categories) if categories is not None else None)
+        return response("text", text_batcher(query), start)
 
     @app.post("/api/search/image", response_model=SearchResponse, responses=ERRORS)
     def search_image(file: Annotated[UploadFile, File()], modify: Annotated[str | None, Form()] = None,
