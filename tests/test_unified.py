@@ -228,3 +228,16 @@ def test_tryon_generation_with_an_inpainting_model(small_world):
     assert len(out) == 2 and out[0].size == (c.image_size, c.image_size)
     with pytest.raises(ConfigError, match="inpainting"):
         UniFashion.from_config("tiny").tryon_channels(samples)
+
+
+def test_text_alone_conditions_on_a_blank_canvas(tiny):
+    texts = ["a red dress", "a navy striped shirt with long sleeves"]
+    size = tiny.config.image_encoder.image_size
+    canvas = [Image.new("RGB", (size, size), (255, 255, 255)) for _ in texts]
+    with torch.no_grad():
+        cached = tiny.condition_queries(texts=texts)  # (2, 32, H), canvas tokens computed once
+        again = tiny.condition_queries(texts=texts[:1])
+        explicit = tiny.encode_composed(canvas, texts).queries  # (2, 32, H)
+    assert cached.shape == explicit.shape == (2, tiny.qformer.config.num_query_tokens, tiny.qformer.config.hidden_size)
+    torch.testing.assert_close(cached, explicit, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(again[0], explicit[0], atol=1e-5, rtol=1e-5)

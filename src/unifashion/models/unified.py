@@ -118,6 +118,7 @@ class UniFashion(nn.Module):
                                                    condition_dim=generator.config.cross_attention_dim))
         self.temperature = nn.Parameter(torch.tensor(config.temperature))  # ITC temperature, learnable
         self.feature_cache: FeatureCache | None = None  # set by `use_feature_cache`
+        self._blank_tokens: dict[tuple, torch.Tensor] = {}  # see _blank_canvas_tokens
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -299,12 +300,25 @@ class UniFashion(nn.Module):
         """
         if images is None and texts is None:
             raise DataError("generation needs a text, an image or both")
-        if images is None:
-            size = self.config.image_encoder.image_size
-            images = [Image.new("RGB", (size, size), (255, 255, 255)) for _ in texts]
+        if images is None:  # the canvas is always the same: its frozen tokens are computed once
+            ids, mask = self.tokenize(texts)  # (B, L)
+            tokens = self._blank_canvas_tokens().expand(ids.shape[0], -1, -1)  # (B, N, D)
+            return self.qformer.composed_features(tokens, ids, mask).queries  # (B, 32, H)
         if texts is None:
             return self.encode_image(images).query_output  # (B, 32, H)
         return self.encode_composed(images, texts).queries  # (B, 32, H)
+
+    def _blank_canvas_tokens(self) -> torch.Tensor:
+        """The frozen encoder's tokens (1, N, D) of a blank white image, cached per device and dtype."""
+        weight = next(self.image_encoder.parameters())
+        key = (weight.device, weight.dtype)
+        cached = self._blank_tokens
+        if key not in cached:
+            size = self.config.image_encoder.image_size
+            pixels = self.image_encoder.preprocess([Image.new("RGB", (size, size), (255, 255, 255))])
+            with torch.no_grad():
+                cached[key] = self.image_encoder(pixels.to(self.device))  # (1, N, D)
+        return cached[key]
 
     def make_generator_inpainting(self) -> None:
         """Switch the generator to the inpainting variant for try-on / design (paper Figure 3), in place:
