@@ -226,7 +226,7 @@ def main() -> None:
                                                  "quick: 20000)")
     p.add_argument("--queries", type=int, default=None, help="text queries (default 200; quick: 64)")
     p.add_argument("--settings", default="", help="more search-time settings to measure on the same index, "
-                                                  "NPROBE:CANDIDATES,... (the defaults are 64:200)")
+                                                  "NPROBE:CANDIDATES,... (defaults: nprobe 64, candidates max(200, items/1250))")
     p.add_argument("--reuse-index", action="store_true", help="search an index built by an earlier run "
                                                               "(its build is not timed again)")
     args = p.parse_args()
