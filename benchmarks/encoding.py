@@ -6,6 +6,11 @@ On the same batches of in-memory catalog images: (a) the frozen backbone's forwa
 preprocessed pixels (the floor any encoder built on it pays), (b) `encode_image` end to end (resize
 and normalise, backbone, Q-Former) — what indexing and image search run. The two are timed in
 alternation, several rounds, and the median round kept. Target: (b) >= 0.7 x (a).
+
+Beside the timings it counts the floating-point operations per image of the backbone and of the
+Q-Former (torch's FlopCounterMode) for this model and for the paper's architecture (EVA ViT-g/14 at
+224 px on the meta device: shapes only, + the 12-layer BLIP-2 Q-Former with random weights):
+backbone / (backbone + Q-Former) is the ratio a FLOP-bound machine would reach.
 """
 from __future__ import annotations
 
@@ -56,9 +61,50 @@ def main() -> None:
         report.row(batch=b, backbone_images_per_s=backbone_ips, encode_image_images_per_s=ours_ips,
                    ratio=ratio_at[b])
 
+    for scale, (backbone_flops, qformer_flops) in (("this model", flops_per_image(model)),
+                                                   ("paper (ViT-g/14 + BLIP-2 Q-Former)", paper_flops_per_image())):
+        report.note(f"{scale}: {backbone_flops / 1e9:.3g} GFLOP backbone + {qformer_flops / 1e9:.3g} GFLOP Q-Former "
+                    f"per image (counted): FLOP-bound ratio {backbone_flops / (backbone_flops + qformer_flops):.3f}")
+        report.setup[f"flops_{'model' if scale == 'this model' else 'paper'}"] = {
+            "backbone_gflop": backbone_flops / 1e9, "qformer_gflop": qformer_flops / 1e9,
+            "flop_bound_ratio": backbone_flops / (backbone_flops + qformer_flops)}
+
     for b in batch_sizes:
         report.target(f"encode_image / backbone images/s at batch {b}", ratio_at[b], 0.7)
     report.finish(args.json)
+
+
+def count_flops(fn) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    # no no_grad here: FlopCounterMode's module tracker then fails on expanded parameters (torch 2.13)
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def flops_per_image(model) -> tuple[int, int]:
+    """(backbone, Q-Former) FLOPs of encode_image for one image of this model."""
+    s = model.image_encoder.image_size
+    pixels = torch.zeros(1, 3, s, s)  # (1, 3, S, S)
+    tokens = model.image_encoder(pixels)  # (1, N, D)
+    return (count_flops(lambda: model.image_encoder(pixels)),
+            count_flops(lambda: model.qformer.image_features(tokens)))
+
+
+def paper_flops_per_image() -> tuple[int, int]:
+    """The same count for the paper's architecture: ViT-g on the meta device, the Q-Former for real."""
+    from unifashion.models.image_encoder import FrozenImageEncoder, ImageEncoderConfig
+    from unifashion.models.qformer import QFormer, QFormerConfig
+
+    with torch.device("meta"):  # ViT-g: 1B parameters, shapes only
+        encoder = FrozenImageEncoder(ImageEncoderConfig(backbone="blip2_vision", image_size=224, random_init=True))
+        pixels = torch.empty(1, 3, 224, 224)  # (1, 3, 224, 224)
+    # the Q-Former's attention masks are checked by value, so it is built for real (~130M parameters)
+    qformer = QFormer.from_config(QFormerConfig(hidden_size=768, num_hidden_layers=12, intermediate_size=3072,
+                                                encoder_hidden_size=1408, init="random")).eval()
+    tokens = torch.randn(1, encoder.num_tokens, 1408)  # (1, 257, 1408)
+    return count_flops(lambda: encoder(pixels)), count_flops(lambda: qformer.image_features(tokens))
 
 
 if __name__ == "__main__":

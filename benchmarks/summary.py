@@ -15,6 +15,8 @@ TOPICS = ("encoding", "training", "search", "generation", "serving", "captioning
 
 
 def _cell(v) -> str:
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_cell(x)}" for k, x in v.items()) + "}"
     if isinstance(v, float):
         return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
     return str(v)

@@ -6,6 +6,11 @@ Phase-1a steps (forward, losses, backward, AdamW) on the same catalog batches, (
 cache warm (the trainer's default: backbone tokens read from disk) and (b) with no cache (the backbone
 runs on every batch). Two loss sets: ITC alone (the quickstart's phase 1a) and ITC + ITM (the paper's).
 The two modes alternate, several rounds, the median kept. Target: (b) / (a) >= 3.
+
+Beside the timings it counts floating-point operations (torch's FlopCounterMode) per training
+example: the backbone's forward against the Q-Former's forward and backward, for this model and for
+the paper's architecture (EVA ViT-g/14 on the meta device: shapes only, + the 12-layer BLIP-2
+Q-Former with random weights): (backbone + Q-Former) / Q-Former is the speed-up a FLOP-bound machine would see.
 """
 from __future__ import annotations
 
@@ -42,6 +47,14 @@ def main() -> None:
         "image_size": model.image_encoder.config.image_size, "batch_size": batch_size,
         "steps_per_round": steps, "rounds": rounds})
 
+    s = model.image_encoder.image_size
+    backbone_flops = count_flops(lambda: model.image_encoder(torch.zeros(1, 3, s, s)))  # one image's tokens
+    flops = {}
+
+    def step_backward(phase, batch) -> None:
+        losses = phase.losses(model, batch)
+        sum(phase.loss_weights[k] * v for k, v in losses.items()).backward()
+
     with tempfile.TemporaryDirectory(dir=RESULTS) as tmp:
         cache = Path(tmp) / "feature_cache"
         for name, phase in (("phase1a ITC", QFormerPretraining(itm_weight=0.0)),
@@ -69,8 +82,53 @@ def main() -> None:
             report.row(losses=name, step_s_cached=median(with_cache), step_s_backbone=median(without),
                        speedup=ratio)
             report.target(f"{name}: step time backbone / cached", ratio, 3.0)
+            model.use_feature_cache(cache)  # the Q-Former's share alone: tokens from the cache
+            step_flops = count_flops(lambda: step_backward(phase, batches[0])) / batch_size
+            flops[name] = (backbone_flops, step_flops)
         model.use_feature_cache(None)
+
+    for name, itm in (("phase1a ITC", False), ("phase1a ITC+ITM", True)):
+        flops[f"paper {name}"] = paper_flops_per_example(itm)
+    for name, (backbone, step) in flops.items():
+        report.note(f"{name}: {backbone / 1e9:.3g} GFLOP backbone forward, {step / 1e9:.3g} GFLOP Q-Former "
+                    f"forward + backward per example (counted): FLOP-bound speed-up {(backbone + step) / step:.2f}x")
+        report.setup[f"flops {name}"] = {"backbone_gflop": backbone / 1e9, "qformer_step_gflop": step / 1e9,
+                                         "flop_bound_speedup": (backbone + step) / step}
     report.finish(args.json)
+
+
+def count_flops(fn) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def paper_flops_per_example(itm: bool, text_length: int = 32) -> tuple[int, int]:
+    """(ViT-g/14 forward, BLIP-2 Q-Former forward + backward) FLOPs for one image-text pair (the ViT on
+    the meta device, the Q-Former with random weights). ITM adds the multimodal pass over one positive
+    and two hard negatives, as phase 1a does."""
+    from unifashion.models.image_encoder import FrozenImageEncoder, ImageEncoderConfig
+    from unifashion.models.qformer import QFormer, QFormerConfig
+
+    with torch.device("meta"):  # ViT-g: 1B parameters, shapes only
+        encoder = FrozenImageEncoder(ImageEncoderConfig(backbone="blip2_vision", image_size=224, random_init=True))
+        pixels = torch.empty(1, 3, 224, 224)  # (1, 3, 224, 224)
+    # the Q-Former's attention masks are checked by value, so it is built for real (~130M parameters)
+    qformer = QFormer.from_config(QFormerConfig(hidden_size=768, num_hidden_layers=12, intermediate_size=3072,
+                                                encoder_hidden_size=1408, init="random"))
+    tokens = torch.randn(1, encoder.num_tokens, 1408)  # (1, 257, 1408)
+    ids = torch.zeros(1, text_length, dtype=torch.long)  # (1, L)
+    mask = torch.ones(1, text_length, dtype=torch.long)  # (1, L)
+
+    def step() -> None:
+        loss = qformer.image_features(tokens).image_embeds.sum() + qformer.text_features(ids, mask).text_embeds.sum()
+        if itm:
+            loss = loss + qformer.itm_logits(tokens.expand(3, -1, -1), ids.expand(3, -1), mask.expand(3, -1)).sum()
+        loss.backward()
+
+    return count_flops(lambda: encoder(pixels)), count_flops(step)
 
 
 if __name__ == "__main__":
