@@ -56,7 +56,8 @@ test: install browser
 BENCHES := encoding training search generation serving captioning
 BENCH_ARGS ?=
 bench: install
-	@for b in $(BENCHES); do echo "== benchmarks/$$b.py $(BENCH_ARGS)"; $(BIN)/python benchmarks/$$b.py $(BENCH_ARGS) || exit 1; done
+	@for b in $(BENCHES); do echo "== benchmarks/$$b.py $(BENCH_ARGS)"; start=$$(date +%s); \
+		$(BIN)/python benchmarks/$$b.py $(BENCH_ARGS) || exit 1; echo "== $$b: $$(( $$(date +%s) - start )) s wall"; done
 
 bench-quick:
 	@$(MAKE) --no-print-directory bench BENCH_ARGS=--quick

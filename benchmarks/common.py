@@ -21,6 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench-results"
 QUICKSTART_MODEL = ROOT / "quickstart" / "model"
+PROCESS_START = time.perf_counter()  # set on import, at the benchmark's start: its "seconds" count everything
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Report:
     rows: list[dict] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
+    started: float = field(default_factory=lambda: PROCESS_START)  # the whole run: loading and data too
 
     def row(self, **values) -> None:
         self.rows.append(values)
