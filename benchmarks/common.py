@@ -51,7 +51,7 @@ class Report:
     rows: list[dict] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    started: float = field(default_factory=lambda: PROCESS_START)  # the whole run: loading and data too
+    started: float = PROCESS_START  # the whole run: loading and data too
 
     def row(self, **values) -> None:
         self.rows.append(values)
@@ -73,18 +73,11 @@ class Report:
         console = Console()
         if self.rows:
             table = Table(title=f"{self.topic}{' (quick)' if self.quick else ''}")
-            columns = list(dict.fromkeys(k for r in self.rows for k in r))
-            if len(columns) <= 7:
-                for c in columns:
-                    table.add_column(c, justify="right" if isinstance(self.rows[0].get(c), (int, float)) else "left")
-                for r in self.rows:
-                    table.add_row(*(_fmt(r.get(c, "")) for c in columns))
-            else:  # many measurements per row: one line per measurement reads better
-                table.add_column("measure")
-                for i in range(len(self.rows)):
-                    table.add_column(f"run {i + 1}", justify="right")
-                for c in columns:
-                    table.add_row(c, *(_fmt(r.get(c, "")) for r in self.rows))
+            header, body = table_layout(self.rows)
+            for j, h in enumerate(header):
+                table.add_column(h, justify="right" if isinstance(body[0][j], (int, float)) else "left")
+            for line in body:
+                table.add_row(*(_fmt(v) for v in line))
             console.print(table)
         for t in self.targets:
             console.print(("[green]" if t.met else "[red]") + t.describe(), highlight=False, markup=True)
@@ -101,6 +94,45 @@ class Report:
         os.replace(tmp, path)  # never a half-written result
         console.print(f"wrote {path} ({result['seconds']} s)", highlight=False)
         return result
+
+
+def table_layout(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """Header and lines of a results table: a column per measurement, or, with more than 7, a line per
+    measurement and a column per run (wide tables read better that way)."""
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    if len(columns) <= 7:
+        return columns, [[r.get(c, "") for c in columns] for r in rows]
+    return (["measure"] + [f"run {i + 1}" for i in range(len(rows))],
+            [[c] + [r.get(c, "") for r in rows] for c in columns])
+
+
+def count_flops(fn) -> int:
+    """Floating-point operations of fn() as torch's FlopCounterMode counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    # not under no_grad: FlopCounterMode's module tracker then fails on expanded parameters (torch 2.13)
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def paper_encoder_and_qformer():
+    """The paper's image side for FLOP counts: (EVA ViT-g/14 at 224 px on the meta device: shapes only,
+    its pixels (1, 3, 224, 224) on meta, the 12-layer BLIP-2 Q-Former with random weights, image tokens
+    (1, 257, 1408)). The Q-Former is built for real (~130M parameters): its attention masks are checked
+    by value, which meta tensors cannot do."""
+    import torch
+
+    from unifashion.models.image_encoder import FrozenImageEncoder, ImageEncoderConfig
+    from unifashion.models.qformer import QFormer, QFormerConfig
+
+    with torch.device("meta"):  # ViT-g: 1B parameters
+        encoder = FrozenImageEncoder(ImageEncoderConfig(backbone="blip2_vision", image_size=224, random_init=True))
+        pixels = torch.empty(1, 3, 224, 224)  # (1, 3, 224, 224)
+    qformer = QFormer.from_config(QFormerConfig(hidden_size=768, num_hidden_layers=12, intermediate_size=3072,
+                                                encoder_hidden_size=1408, init="random"))
+    tokens = torch.randn(1, encoder.num_tokens, 1408)  # (1, 257, 1408)
+    return encoder, pixels, qformer, tokens
 
 
 def _fmt(v) -> str:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from common import Report, add_model_argument, catalog_pairs, load_model, median, parser, run, seconds, synthetic_world, RESULTS
+from common import (Report, RESULTS, add_model_argument, catalog_pairs, count_flops, load_model, median,
+                    paper_encoder_and_qformer, parser, run, seconds, synthetic_world)
 
 
 def main() -> None:
@@ -74,15 +75,6 @@ def main() -> None:
     report.finish(args.json)
 
 
-def count_flops(fn) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    # no no_grad here: FlopCounterMode's module tracker then fails on expanded parameters (torch 2.13)
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
-
-
 def flops_per_image(model) -> tuple[int, int]:
     """(backbone, Q-Former) FLOPs of encode_image for one image of this model."""
     s = model.image_encoder.image_size
@@ -93,17 +85,9 @@ def flops_per_image(model) -> tuple[int, int]:
 
 
 def paper_flops_per_image() -> tuple[int, int]:
-    """The same count for the paper's architecture: ViT-g on the meta device, the Q-Former for real."""
-    from unifashion.models.image_encoder import FrozenImageEncoder, ImageEncoderConfig
-    from unifashion.models.qformer import QFormer, QFormerConfig
-
-    with torch.device("meta"):  # ViT-g: 1B parameters, shapes only
-        encoder = FrozenImageEncoder(ImageEncoderConfig(backbone="blip2_vision", image_size=224, random_init=True))
-        pixels = torch.empty(1, 3, 224, 224)  # (1, 3, 224, 224)
-    # the Q-Former's attention masks are checked by value, so it is built for real (~130M parameters)
-    qformer = QFormer.from_config(QFormerConfig(hidden_size=768, num_hidden_layers=12, intermediate_size=3072,
-                                                encoder_hidden_size=1408, init="random")).eval()
-    tokens = torch.randn(1, encoder.num_tokens, 1408)  # (1, 257, 1408)
+    """The same count for the paper's architecture (ViT-g/14 + BLIP-2 Q-Former)."""
+    encoder, pixels, qformer, tokens = paper_encoder_and_qformer()
+    qformer.eval()
     return count_flops(lambda: encoder(pixels)), count_flops(lambda: qformer.image_features(tokens))
 
 

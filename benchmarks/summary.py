@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import RESULTS
+from common import RESULTS, table_layout
 
 TOPICS = ("encoding", "training", "search", "generation", "serving", "captioning")
 
@@ -30,14 +30,9 @@ def topic_markdown(result: dict) -> str:
     if result["setup"]:
         lines += ["Setup: " + ", ".join(f"{k} {_cell(v)}" for k, v in result["setup"].items()), ""]
     if result["rows"]:
-        columns = list(dict.fromkeys(k for r in result["rows"] for k in r))
-        if len(columns) <= 7:
-            lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-            lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in result["rows"]]
-        else:  # one line per measurement
-            lines += ["| measure | " + " | ".join(f"run {i + 1}" for i in range(len(result["rows"]))) + " |",
-                      "|" + "---|" * (1 + len(result["rows"]))]
-            lines += [f"| {c} | " + " | ".join(_cell(r.get(c, "")) for r in result["rows"]) + " |" for c in columns]
+        header, body = table_layout(result["rows"])
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(_cell(v) for v in line) + " |" for line in body]
         lines.append("")
     for t in result["targets"]:
         sign = ">=" if t["higher_is_better"] else "<="

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from common import (Report, RESULTS, add_model_argument, catalog_pairs, load_model, median, parser, run,
-                    synthetic_world)
+from common import (Report, RESULTS, add_model_argument, catalog_pairs, count_flops, load_model, median,
+                    paper_encoder_and_qformer, parser, run, synthetic_world)
 
 
 def main() -> None:
@@ -101,28 +101,11 @@ def main() -> None:
     report.finish(args.json)
 
 
-def count_flops(fn) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
-
-
 def paper_flops_per_example(text_length: int = 32) -> dict[str, tuple[int, int]]:
     """(ViT-g/14 forward, BLIP-2 Q-Former forward + backward) FLOPs for one image-text pair, for ITC and
     ITC+ITM (the ViT on the meta device, the Q-Former with random weights, built once). ITM adds the
     multimodal pass over one positive and two hard negatives, as phase 1a does."""
-    from unifashion.models.image_encoder import FrozenImageEncoder, ImageEncoderConfig
-    from unifashion.models.qformer import QFormer, QFormerConfig
-
-    with torch.device("meta"):  # ViT-g: 1B parameters, shapes only
-        encoder = FrozenImageEncoder(ImageEncoderConfig(backbone="blip2_vision", image_size=224, random_init=True))
-        pixels = torch.empty(1, 3, 224, 224)  # (1, 3, 224, 224)
-    # the Q-Former's attention masks are checked by value, so it is built for real (~130M parameters)
-    qformer = QFormer.from_config(QFormerConfig(hidden_size=768, num_hidden_layers=12, intermediate_size=3072,
-                                                encoder_hidden_size=1408, init="random"))
-    tokens = torch.randn(1, encoder.num_tokens, 1408)  # (1, 257, 1408)
+    encoder, pixels, qformer, tokens = paper_encoder_and_qformer()
     ids = torch.zeros(1, text_length, dtype=torch.long)  # (1, L)
     mask = torch.ones(1, text_length, dtype=torch.long)  # (1, L)
 

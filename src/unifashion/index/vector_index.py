@@ -51,8 +51,8 @@ HNSW_QUANTIZER_LISTS = 2048
 
 
 def as_float32(array) -> np.ndarray:
-    """Stored vectors as float32; float16 is widened by torch (vectorised: ~4x faster than numpy's
-    conversion, which was half the cost of re-scoring a query's candidates)."""
+    """Stored vectors as float32; float16 is widened by torch, whose conversion is vectorised (numpy's is
+    not, and was a large part of re-scoring a query's candidates)."""
     a = np.asarray(array)
     if a.dtype == np.float16:
         return torch.from_numpy(np.ascontiguousarray(a)).to(torch.float32).numpy()
@@ -200,8 +200,8 @@ class MultiVectorIndex:
     @staticmethod
     def _block_scores(block: np.ndarray, q: np.ndarray, reduce: Reduce) -> np.ndarray:
         """Item scores (B, r) of a block of items (r, V, E) for queries (B, P, E), by one matrix product.
-        In torch, not numpy: numpy's OpenBLAS threads spin after a product and slow the next model
-        encode in the same process by half (a 100k-item text search: 44 ms -> 25 ms)."""
+        In torch, not numpy: numpy's OpenBLAS threads keep spinning after a product and slow the next
+        model encode in the same process (benchmarks/serving.py times a text search's two parts)."""
         r, v, e = block.shape
         b, p, _ = q.shape
         items = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).view(r * v, e)

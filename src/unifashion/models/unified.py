@@ -312,13 +312,10 @@ class UniFashion(nn.Module):
         """The frozen encoder's tokens (1, N, D) of a blank white image, cached per device and dtype."""
         weight = next(self.image_encoder.parameters())
         key = (weight.device, weight.dtype)
-        cached = self._blank_tokens
-        if key not in cached:
+        if key not in self._blank_tokens:
             size = self.config.image_encoder.image_size
-            pixels = self.image_encoder.preprocess([Image.new("RGB", (size, size), (255, 255, 255))])
-            with torch.no_grad():
-                cached[key] = self.image_encoder(pixels.to(self.device))  # (1, N, D)
-        return cached[key]
+            self._blank_tokens[key] = self.image_tokens([Image.new("RGB", (size, size), (255, 255, 255))])  # (1, N, D)
+        return self._blank_tokens[key]
 
     def make_generator_inpainting(self) -> None:
         """Switch the generator to the inpainting variant for try-on / design (paper Figure 3), in place:
