@@ -57,7 +57,7 @@ def augmented_vectors(base: np.ndarray, n: int, path: Path, seed: int = 0) -> np
     """(n, 32, E) float16 on disk: the real items first, then mixtures of two real items plus noise,
     each vector renormalised (query embeddings are unit vectors)."""
     if path.is_file():
-        return np.load(path, mmap_mode="r")
+        return np.load(path, mmap_mode="r", allow_pickle=False)
     n0, v, e = base.shape
     rng = np.random.default_rng(seed)
     noise = 0.25 * float(base.std(axis=(0, 1)).mean())  # a quarter of a typical coordinate's spread
@@ -78,7 +78,7 @@ def augmented_vectors(base: np.ndarray, n: int, path: Path, seed: int = 0) -> np
     out.flush()
     del out
     tmp.rename(path)
-    return np.load(path, mmap_mode="r")
+    return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 # ---- exact references -------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def build_step(vectors_path: str, ann_path: str) -> dict:
 
     from unifashion.index.vector_index import AnnConfig, MultiVectorIndex, default_nlist
 
-    vectors = np.load(vectors_path, mmap_mode="r")
+    vectors = np.load(vectors_path, mmap_mode="r", allow_pickle=False)
     config = AnnConfig()
     start = time.perf_counter()
     ann = MultiVectorIndex.build_ann(vectors, config)
