@@ -1,8 +1,34 @@
-"""Small file helpers shared across the package."""
+"""Small file helpers shared across the package: checksums, fsync, checksum manifests, and replacing a
+whole directory so that a crash at any instant leaves either the old or the new complete one.
+
+Replacing `<name>` by a complete temporary sibling `<name>.new-<pid>` (`replace_dir`):
+  1. exchange the two names in one step (Linux renameat2 RENAME_EXCHANGE): `<name>` is the new
+     directory, `<name>.new-<pid>` the old one, which is then deleted;
+  2. where the kernel or filesystem cannot exchange: rename `<name>` to `<name>.old-<pid>`, rename the
+     new one in, delete the old one. Between the two renames `<name>` does not exist;
+     `recover_dir` (called before every load) renames the untouched `<name>.old-<pid>` back.
+Leftovers of interrupted replacements (siblings of a dead process) are deleted by the next replacement.
+"""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
+import functools
 import hashlib
+import json
+import os
+import re
+import shutil
 from pathlib import Path
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "unifashion-files"
+MANIFEST_VERSION = 1
+_LEFTOVER = re.compile(r"^(?P<name>.+)\.(?P<kind>new|old)-(?P<pid>\d+)$")
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+_exchange_supported: bool | None = None  # None: not tried yet; False: use two renames
 
 
 def sha256_file(path: Path) -> str:
@@ -12,3 +38,224 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# ---- fsync ---------------------------------------------------------------------------------------
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's data to the disk."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (new names, renames) to the disk; a no-op where refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes_durable(path: Path, data: bytes) -> None:
+    """Write `path` atomically and durably: a temporary sibling, fsynced, renamed over it, parent fsynced."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+# ---- checksum manifests --------------------------------------------------------------------------
+
+
+def write_manifest(directory: Path) -> dict:
+    """fsync every file under `directory`, then write `manifest.json` last (atomically, fsynced): the
+    sha256 and size of each file, by path relative to `directory`. Returns the manifest."""
+    directory = Path(directory)
+    files = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and not p.is_symlink()):
+        rel = path.relative_to(directory).as_posix()
+        if rel == MANIFEST:
+            continue
+        fsync_file(path)
+        files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    manifest = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION, "files": files}
+    write_bytes_durable(directory / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    folders = {directory} | {parent for rel in files for parent in (directory / rel).parents
+                             if directory in parent.parents}
+    for folder in sorted(folders):
+        fsync_dir(folder)
+    return manifest
+
+
+def verify_manifest(directory: Path, error: type[Exception], *, checksums: bool = True,
+                    hint: str = "") -> dict | None:
+    """The manifest of `directory` when every file it lists is present with its size and (with
+    `checksums`) its sha256; None when there is no manifest. Otherwise `error` with one line naming the
+    first bad file. Files the manifest does not list are not read here and are ignored."""
+    directory = Path(directory)
+    path = directory / MANIFEST
+    tail = f"; {hint}" if hint else ""
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        files = manifest["files"]
+        version = manifest["format_version"]
+        if manifest["format"] != MANIFEST_FORMAT or not isinstance(files, dict):
+            raise ValueError("not a file manifest")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise error(f"{path}: unreadable manifest ({type(e).__name__}){tail}") from None
+    if version != MANIFEST_VERSION:
+        raise error(f"{path}: format_version {version!r}, this version reads {MANIFEST_VERSION}")
+    root = directory.resolve()
+    for rel, expected in sorted(files.items()):
+        file = directory / rel
+        if root not in (directory / rel).resolve().parents:
+            raise error(f"{path}: lists {rel!r}, outside the directory")
+        if not file.is_file():
+            raise error(f"{file}: missing{tail}")
+        try:
+            want_bytes, want_sha = int(expected["bytes"]), str(expected["sha256"])
+        except (KeyError, TypeError, ValueError):
+            raise error(f"{path}: malformed entry for {rel!r}{tail}") from None
+        size = file.stat().st_size
+        if size != want_bytes:
+            raise error(f"{file}: truncated or altered ({size} bytes, the manifest says {want_bytes}){tail}")
+        if checksums and sha256_file(file) != want_sha:
+            raise error(f"{file}: corrupt (sha256 does not match the manifest){tail}")
+    return manifest
+
+
+# ---- replacing a directory -----------------------------------------------------------------------
+
+
+def staging_dir(target: Path) -> Path:
+    """A fresh, empty sibling `<name>.new-<pid>` to write a complete replacement of `target` into."""
+    target = _absolute(target)
+    staging = target.with_name(f"{target.name}.new-{os.getpid()}")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def replace_dir(new: Path, target: Path) -> Path:
+    """Make the complete directory `new` (a sibling of `target`) be `target`, so that at every instant
+    either the old or the new complete directory can be found (see the module docstring)."""
+    global _exchange_supported
+    new, target = _absolute(new), _absolute(target)
+    recover_dir(target)
+    clean_leftovers(target, keep=new)
+    fsync_dir(new)
+    if not target.exists():
+        os.rename(new, target)
+        fsync_dir(target.parent)
+        return target
+    if _exchange_supported is not False and _exchange(new, target):
+        _exchange_supported = True
+        fsync_dir(target.parent)
+        shutil.rmtree(new, ignore_errors=True)  # now holds the old directory
+        return target
+    _exchange_supported = False
+    old = target.with_name(f"{target.name}.old-{os.getpid()}")
+    if old.exists():
+        shutil.rmtree(old)
+    os.rename(target, old)
+    os.rename(new, target)
+    fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def recover_dir(target: Path) -> bool:
+    """Finish a replacement interrupted between its two renames: when `target` is missing but an old
+    complete copy `<name>.old-<pid>` is there, rename it back. True when something was restored."""
+    target = _absolute(target)
+    if target.exists() or not target.parent.is_dir():
+        return False
+    olds = sorted((p for p in target.parent.iterdir() if _leftover(p, target) == "old" and p.is_dir()),
+                  key=lambda p: p.stat().st_mtime)
+    if not olds:
+        return False
+    try:
+        os.rename(olds[-1], target)
+    except OSError:  # another process restored or replaced it meanwhile
+        return False
+    fsync_dir(target.parent)
+    return True
+
+
+def clean_leftovers(target: Path, keep: Path | None = None) -> list[Path]:
+    """Delete `<name>.new-<pid>` / `<name>.old-<pid>` siblings of `target` left by processes that are
+    no longer running (a live writer's are kept). Never deletes an old copy while `target` is missing."""
+    target = _absolute(target)
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for path in target.parent.iterdir():
+        kind = _leftover(path, target)
+        if kind is None or path == keep or (kind == "old" and not target.exists()):
+            continue
+        if _pid_alive(int(_LEFTOVER.match(path.name)["pid"])):
+            continue
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.abspath(path))  # "." and "dir/.." have a name to put a sibling beside
+
+
+def _leftover(path: Path, target: Path) -> str | None:
+    m = _LEFTOVER.match(path.name)
+    return m["kind"] if m and m["name"] == target.name else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@functools.cache
+def _renameat2():
+    try:
+        renameat2 = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # not Linux, or a C library without it
+        return None
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    return renameat2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2); False where that is not available."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # the filesystem or kernel cannot exchange
+        return False
+    raise OSError(err, f"cannot exchange {a} and {b}: {os.strerror(err)}")

@@ -12,8 +12,11 @@ On disk (one folder):
 
 Adding items writes a new segment (replacing an item = removing its old row in the same manifest
 write); removing items records their rows in the manifest; `compact`
-rewrites everything as one segment. A crash leaves the previous manifest, hence the previous index,
-intact: a segment folder that no manifest names is ignored and cleaned up by the next write.
+rewrites everything as one segment. Every file is fsynced before the manifest that names it. A crash
+leaves the previous manifest, hence the previous index, intact: a segment folder that no manifest
+names is ignored and cleaned up by the next write. Rebuilding over an index (`create` with overwrite,
+`build.build_index`) writes the new one beside it and swaps the folder in whole
+(`fileutil.replace_dir`); `open` finishes a swap that a crash interrupted.
 """
 from __future__ import annotations
 
@@ -30,10 +33,10 @@ import faiss
 import numpy as np
 import torch
 
-from unifashion.data.formats.common import write_text_atomic
 from unifashion.data.samples import ImageRef
 from unifashion.errors import DataError
-from unifashion.fileutil import sha256_file
+from unifashion.fileutil import (fsync_dir, fsync_file, recover_dir, replace_dir, sha256_file, staging_dir,
+                                 write_bytes_durable)
 from unifashion.index.vector_index import AnnConfig, MultiVectorIndex, Reduce, VectorFile
 
 FORMAT = "unifashion-index"
@@ -127,29 +130,31 @@ class CatalogIndex:
     @classmethod
     def create(cls, root: Path, *, fingerprint: str, model_source: str, num_queries: int, embed_dim: int,
                ann: AnnConfig = AnnConfig(), overwrite: bool = False) -> "CatalogIndex":
+        """An empty index at `root`. With `overwrite`, an existing index is replaced crash-safely: the
+        empty one is written beside it and swapped in whole (everything else in `root` goes with the old)."""
         root = Path(root)
-        if (root / MANIFEST).exists() and not overwrite:
+        recover_dir(root)
+        exists = (root / MANIFEST).exists()
+        if exists and not overwrite:
             raise DataError(f"{root}: an index already exists (use --overwrite to replace it)")
-        if root.exists() and overwrite:
-            for child in ("segments", MANIFEST):
-                target = root / child
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
-        root.mkdir(parents=True, exist_ok=True)
+        folder = staging_dir(root) if exists else root
+        folder.mkdir(parents=True, exist_ok=True)
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
                     "model": {"fingerprint": fingerprint, "source": model_source},
                     "num_queries": num_queries, "embed_dim": embed_dim, "dtype": "float16", "ann": asdict(ann),
                     "segments": [], "count": 0, "created": _now(), "updated": _now()}
-        index = cls(root, manifest, [])
+        index = cls(folder, manifest, [])
         index._write_manifest()
+        if exists:
+            replace_dir(folder, root)
+            index.root = root
         return index
 
     @classmethod
     def open(cls, root: Path, *, verify: bool = True, ann: AnnConfig | None = None) -> "CatalogIndex":
         """Load an index, checking its manifest, every file's size and (with `verify`) its sha256."""
         root = Path(root)
+        recover_dir(root)  # a rebuild interrupted between its two renames left the previous index aside
         path = root / MANIFEST
         if not path.is_file():
             raise DataError(f"{root}: not a UniFashion index (no {MANIFEST})")
@@ -340,8 +345,12 @@ class CatalogIndex:
                     faiss.write_index(MultiVectorIndex.build_ann(caps, config), str(tmp / "caption_ann.faiss"))
                 if progress:
                     progress("train IVF-PQ", 1, 1)
+            for p in tmp.iterdir():
+                fsync_file(p)
+            fsync_dir(tmp)
             files = {p.name: _file_entry(p) for p in sorted(tmp.iterdir())}
             os.replace(tmp, segments_dir / name)
+            fsync_dir(segments_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -383,7 +392,7 @@ class CatalogIndex:
             entry["removed"] = sorted(set(entry["removed"]))
         self.manifest["count"] = len(self)
         self.manifest["updated"] = _now()
-        write_text_atomic(self.root / MANIFEST, json.dumps(self.manifest, indent=1) + "\n")
+        write_bytes_durable(self.root / MANIFEST, (json.dumps(self.manifest, indent=1) + "\n").encode())
 
     def _clean_orphans(self) -> None:
         named = {s["name"] for s in self.manifest["segments"]}

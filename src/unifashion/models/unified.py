@@ -8,13 +8,14 @@
 
 Saved layout (`save_pretrained(dir)`): `config.json`, `qformer.safetensors`, `adapters.safetensors`
 (+ the ITC temperature), `tokenizer/`, `captioner/` (LoRA weights; the whole LM when it is a random
-test model), `generator/` (diffusers layout), and `image_encoder.safetensors` only when the frozen
-encoder is random (pretrained encoders are referenced by path: they are never trained).
+test model), `generator/` (diffusers layout), `image_encoder.safetensors` only when the frozen
+encoder is random (pretrained encoders are referenced by path: they are never trained), and
+`manifest.json` (sha256 and size of every other file, written last; checked before loading).
 """
 from __future__ import annotations
 
 import json
-import os
+import logging
 import shutil
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -30,6 +31,7 @@ from torch import nn
 from unifashion.config import from_dict, read_mapping, to_dict
 from unifashion.data.samples import ImageRef, TryOnSample
 from unifashion.errors import ConfigError, DataError
+from unifashion.fileutil import MANIFEST, recover_dir, replace_dir, staging_dir, verify_manifest, write_manifest
 from unifashion.models.adapters import AdapterConfig, TaskAdapters
 from unifashion.models.captioner import STYLES, Captioner, CaptionerConfig
 from unifashion.models.generator import Generator, GeneratorConfig
@@ -39,6 +41,7 @@ from unifashion.models.qformer import ComposedFeatures, ImageFeatures, QFormer, 
 CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
 NAMED_CONFIGS = ("embedded", "quickstart", "paper", "tiny")  # YAML files shipped in unifashion/configs/
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -137,12 +140,21 @@ class UniFashion(nn.Module):
         return model.eval()  # inference by default (no dropout); trainers call .train()
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the model to `directory` atomically (a temporary folder renamed into place)."""
+        """Write the model to `directory` crash-safely: every file into a temporary sibling, fsynced,
+        `manifest.json` (sha256 and size of each file) last, then the directory swapped in whole; a
+        crash at any point leaves the previous model or the new one, never a mix."""
         directory = Path(directory)
-        tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
+        tmp = staging_dir(directory)
+        try:
+            self._write_files(tmp)
+            write_manifest(tmp)
+            replace_dir(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    def _write_files(self, tmp: Path) -> None:
         config = self.config
         if self.generator.config != config.generator:  # loading a pretrained SD dir fills in its sizes
             config = replace(config, generator=self.generator.config)
@@ -159,17 +171,22 @@ class UniFashion(nn.Module):
         else:
             self.captioner.save_lora(tmp / "captioner")
         self.generator.save_pretrained(tmp / "generator")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-        return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "UniFashion":
+    def from_pretrained(cls, directory: str | Path, *, verify: bool = True) -> "UniFashion":
+        """Load what `save_pretrained` wrote. Every file is checked against `manifest.json` (size, and
+        sha256 with `verify`) before a tensor is read: a damaged file is a one-line ConfigError naming it.
+        A model saved before manifests existed loads with a logged warning."""
         directory = Path(directory)
+        recover_dir(directory)  # a save interrupted between its two renames left the old model aside
         config_file = directory / CONFIG_FILE
-        if not config_file.is_file():
+        if not directory.is_dir() or not (config_file.is_file() or (directory / MANIFEST).is_file()):
             raise ConfigError(f"{directory}: not a saved UniFashion model (no {CONFIG_FILE})")
+        manifest = verify_manifest(directory, ConfigError, checksums=verify,
+                                   hint="the saved model is damaged: save it again or restore a copy")
+        if manifest is None:
+            logger.warning("%s: saved without a checksum manifest (an older version): loading it unverified; "
+                           "save it again with save_pretrained to add one", directory)
         data = read_mapping(config_file)
         version = data.pop("format_version", None)
         if version != FORMAT_VERSION:
@@ -282,14 +299,15 @@ class UniFashion(nn.Module):
     @torch.no_grad()
     def caption(self, images: Sequence[Image.Image | str | Path], style: str = "professional", *,
                 num_beams: int = 1, max_new_tokens: int | None = None,
-                hints: Sequence[str | None] | None = None) -> list[str]:
+                hints: Sequence[str | None] | None = None, max_seconds: float | None = None) -> list[str]:
         """Captions in a style (short, professional, detailed) from the image; `hints` add attribute
-        keywords to the instruction (Fashion-IQ-Cap annotation of training images only)."""
+        keywords to the instruction (Fashion-IQ-Cap annotation of training images only); `max_seconds`
+        cuts decoding short (Captioner.generate)."""
         if style not in STYLES:
             raise DataError(f"unknown caption style '{style}' (known: {', '.join(STYLES)})")
         queries = self.encode_image(images).query_output  # (B, 32, H)
         return self.captioner.generate(self.adapters.soft_prompt(queries), style, num_beams=num_beams,
-                                       max_new_tokens=max_new_tokens, hints=hints)
+                                       max_new_tokens=max_new_tokens, hints=hints, max_seconds=max_seconds)
 
     def condition_queries(self, images: Sequence[Image.Image | str | Path] | None = None,
                           texts: Sequence[str] | None = None) -> torch.Tensor:

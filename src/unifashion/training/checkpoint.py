@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from unifashion.fileutil import fsync_dir as _fsync_dir
+from unifashion.fileutil import fsync_file as _fsync_file
 from unifashion.fileutil import sha256_file
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -238,26 +240,3 @@ def optimizer_from_files(tensors: dict[str, torch.Tensor], data: dict, template:
         raise CheckpointError(f"optimizer: {len(data['param_groups'])} parameter groups saved, the phase has "
                               f"{len(template['param_groups'])}")
     return {"state": state, "param_groups": groups}
-
-
-# ---- helpers ---------------------------------------------------------------------------------
-
-
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
