@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.exceptions import TyperException
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -34,6 +35,38 @@ index_app = typer.Typer(help="Build and change a catalog search index (query vec
                         no_args_is_help=True)
 app.add_typer(index_app, name="index")
 err = Console(stderr=True)
+
+
+def _one_line(message: str) -> str:
+    """A message as one line: a line break inside it (from a file name or a quoted value) shown as \\n."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
+# Longest query, modification or prompt text the commands take (the service's limit too). The
+# Q-Former reads at most `max_text_length` tokens (64) of a text and the tokenizer truncates
+# explicitly to that; a text far longer than any query is refused rather than silently cut.
+MAX_TEXT_CHARS = 1000
+
+
+def _check_text(value: str, option: str) -> str:
+    """`value` stripped; UnifashionError naming the option when it is empty, too long or not valid Unicode."""
+    text = value.strip()
+    if not text:
+        raise UnifashionError(f"{option}: needs a non-empty text")
+    if len(text) > MAX_TEXT_CHARS:
+        raise UnifashionError(f"{option}: the text is {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 in the command line arrive as lone surrogates
+        raise UnifashionError(f"{option}: the text is not valid UTF-8") from None
+    return text
+
+
+def _report_skipped(skipped: list[dict]) -> None:
+    """Each skipped item and why, one line each on stderr (--skip-bad)."""
+    for s in skipped:
+        err.print(f"skipped {escape(_one_line(s['item']))}: {escape(_one_line(s['reason']))}", highlight=False,
+                  soft_wrap=True)
 
 
 def _print_json(obj: Any) -> None:
@@ -214,6 +247,7 @@ def captions(
     style: Annotated[str, typer.Option(help="short | professional | detailed")] = "detailed",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", min=1)] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images, list them on stderr and in --json, and caption the rest.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a summary as JSON.")] = False,
 ) -> None:
     """Caption every gallery image from the image alone (caption-assisted retrieval), or make Fashion-IQ-Cap."""
@@ -222,11 +256,19 @@ def captions(
     from unifashion.gallery_captions import caption_images, fashioniq_gallery, relative_caption_keywords
     from unifashion.models.unified import UniFashion
 
+    from unifashion.models.captioner import STYLES
+
+    if style not in STYLES:
+        raise UnifashionError(f"--style {style!r}: unknown caption style (expected one of {', '.join(STYLES)})")
     root = data / "fashioniq" if (data / "manifest.json").is_file() else data
     which = "train" if fashion_iq_cap else split
     if which not in ("train", "val", "test"):
         raise UnifashionError(f"--split {split!r}: expected val or test")
     images = fashioniq_gallery(root, which)
+    skipped: list[dict] = []
+    if skip_bad:  # decode each image once up front: the bad ones are listed, the rest captioned
+        images = _readable(images, skipped)
+        _report_skipped(skipped)
     hints = relative_caption_keywords(fashioniq.load(root, "train")) if fashion_iq_cap else None
     net = UniFashion.from_pretrained(model)
     start = time.perf_counter()
@@ -237,11 +279,28 @@ def captions(
     write_text_atomic(out, json.dumps(result, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     summary = {"out": str(out), "images": len(result), "split": which, "style": style,
                "keyword_prompts": len(hints) if hints is not None else 0,
-               "seconds": round(time.perf_counter() - start, 2)}
+               "seconds": round(time.perf_counter() - start, 2), "skipped": skipped}
     if as_json:
         _print_json(summary)
     else:
         err.print(f"wrote {len(result)} captions of {which} images to {out} in {summary['seconds']} s")
+
+
+def _readable(images: list, skipped: list[dict]) -> list:
+    """The (name, ImageRef) pairs whose image decodes; the others appended to `skipped`."""
+    from unifashion.errors import DataError
+
+    kept = []
+    for name, ref in images:
+        try:
+            ref.load()
+            kept.append((name, ref))
+        except DataError as e:
+            skipped.append({"item": name, "reason": str(e)})
+    if not kept:
+        raise UnifashionError(f"no readable images: all {len(images)} were bad "
+                              f"(first: {skipped[0]['item']}: {skipped[0]['reason']})")
+    return kept
 
 
 def _comma_list(value: str | None, option: str) -> tuple[str, ...] | None:
@@ -463,12 +522,15 @@ def _load_model(path: Path):
     return UniFashion.from_pretrained(path)
 
 
-def _catalog_items(data: Path | None, images: Path | None, split: str | None):
+def _catalog_items(data: Path | None, images: Path | None, split: str | None, skip_bad: bool = False,
+                   skipped: list[dict] | None = None):
     from unifashion.index.build import items_from_data, items_from_images
 
     if (data is None) == (images is None):
         raise UnifashionError("give exactly one of --data (a dataset folder or world) and --images (a folder of images)")
-    return items_from_data(data, split) if data is not None else items_from_images(images)
+    if data is not None:
+        return items_from_data(data, split, skip_bad=skip_bad, skipped=skipped)
+    return items_from_images(images)
 
 
 def _ann_config(exact_below: int | None, nprobe: int | None, candidates: int | None):
@@ -499,19 +561,23 @@ def index_build(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index at --out.")] = False,
     restart: Annotated[bool, typer.Option(help="Discard a partial build at --out instead of resuming it.")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip bad items (unreadable images, malformed records), list them on stderr and in --json, and go on if any item is left.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the index summary as JSON.")] = False,
 ) -> None:
     """Embed a catalog into a search index (resumes an interrupted build of the same model and items)."""
     from unifashion.index.build import build_index
 
-    items = _catalog_items(data, images, split)
+    skipped: list[dict] = []
+    items = _catalog_items(data, images, split, skip_bad, skipped)
     net = _load_model(model)
     start = time.perf_counter()
     with _StageProgress(quiet=as_json and not err.is_terminal) as progress:
         index = build_index(net, items, out, model_source=str(model.resolve()), captions=captions,
                             ann=_ann_config(exact_below, nprobe, candidates), approximate=approximate,
-                            overwrite=overwrite, restart=restart, batch_size=batch_size, progress=progress)
-    summary = {**index.describe(), "seconds": round(time.perf_counter() - start, 2)}
+                            overwrite=overwrite, restart=restart, batch_size=batch_size, progress=progress,
+                            skip_bad=skip_bad, skipped=skipped)
+    _report_skipped(skipped)
+    summary = {**index.describe(), "seconds": round(time.perf_counter() - start, 2), "skipped": skipped}
     if as_json:
         _print_json(summary)
     else:
@@ -529,6 +595,7 @@ def index_add(
     replace: Annotated[bool, typer.Option(help="Replace items already in the index (otherwise they are an error).")] = False,
     approximate: Annotated[bool | None, typer.Option("--approximate/--exact", show_default="by size")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip bad items (unreadable images, malformed records), list them on stderr and in --json, and go on if any item is left.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Add items to an index without rebuilding it (a new segment)."""
@@ -536,13 +603,15 @@ def index_add(
     from unifashion.index.catalog_index import CatalogIndex
 
     idx = CatalogIndex.open(index)
-    items = _catalog_items(data, images, split)
+    skipped: list[dict] = []
+    items = _catalog_items(data, images, split, skip_bad, skipped)
     net = _load_model(model or Path(idx.manifest["model"]["source"]))
     with _StageProgress(quiet=as_json and not err.is_terminal) as progress:
         added = add_to_index(net, idx, items, replace=replace, approximate=approximate, batch_size=batch_size,
-                             progress=progress)
+                             progress=progress, skip_bad=skip_bad, skipped=skipped)
+    _report_skipped(skipped)
     if as_json:
-        _print_json({"added": added, **idx.describe()})
+        _print_json({"added": added, **idx.describe(), "skipped": skipped})
     else:
         err.print(f"added {added} items; the index now holds {len(idx)}")
 
@@ -642,6 +711,9 @@ def search(
         raise UnifashionError("--modify goes with --image or --item, not --text")
     if to_text and (image is None or modify is not None):
         raise UnifashionError("--to-text goes with --image alone")
+    text = _check_text(text, "--text") if text is not None else None
+    modify = _check_text(modify, "--modify") if modify is not None else None
+    photo = ImageRef(image).load_rgb() if image is not None else None  # a bad photo fails before the model loads
     engine = _open_search(index, model)
     start = time.perf_counter()
     if text is not None:
@@ -649,7 +721,6 @@ def search(
     elif item is not None:
         kind, hits = "composed", engine.composed_from_item(item, modify, k, rerank=rerank, categories=category)
     else:
-        photo = ImageRef(image).load()
         if modify is not None:
             kind, hits = "composed", engine.composed([photo], [modify], k, rerank=rerank, categories=category)[0]
         elif to_text:
@@ -662,7 +733,8 @@ def search(
         return
     table = Table("#", "item", "score", "category", "title", "gallery caption")
     for rank, h in enumerate(hits, 1):
-        table.add_row(str(rank), h.item_id, f"{h.score:.4f}", h.subcategory or h.category, h.title, h.caption)
+        table.add_row(*(escape(str(v)) for v in (rank, h.item_id, f"{h.score:.4f}", h.subcategory or h.category,
+                                                 h.title, h.caption)))
     Console().print(table)
     err.print(f"{kind} search: {len(hits)} hits in {took} ms")
 
@@ -672,7 +744,7 @@ def _read_images(paths: list[Path]):
 
     if not paths:
         raise UnifashionError("give at least one image")
-    return [ImageRef(p).load() for p in paths]
+    return [ImageRef(p).load_rgb() for p in paths]
 
 
 @app.command()
@@ -686,12 +758,16 @@ def caption(
 ) -> None:
     """Write product descriptions of images (the LLM reads the Q-Former's queries)."""
     pictures = _read_images(images)
+    from unifashion.models.captioner import STYLES
+
+    if style not in STYLES:
+        raise UnifashionError(f"--style {style!r}: unknown caption style (expected one of {', '.join(STYLES)})")
     texts = _load_model(model).caption(pictures, style, num_beams=num_beams, max_new_tokens=max_new_tokens)
     if as_json:
         _print_json([{"image": str(p), "caption": t} for p, t in zip(images, texts)])
     else:
         for p, t in zip(images, texts):
-            Console().print(f"{p}: {t}", highlight=False, soft_wrap=True)
+            Console().print(escape(f"{p}: {t}"), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -716,8 +792,9 @@ def generate(
         raise UnifashionError(f"--sampler {sampler!r}: expected dpm++ or plms")
     if out.suffix.lower() != ".png":
         raise UnifashionError(f"--out {out}: expected a .png file name")
-    net = _load_model(model)
+    text = _check_text(text, "--text") if text is not None else None
     reference = _read_images([image]) if image is not None else None
+    net = _load_model(model)
     written = []
     with _StageProgress(quiet=as_json and not err.is_terminal) as progress:
         for i in range(n):
@@ -742,7 +819,7 @@ def classify(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Zero-shot classification: each image against prompts made from the labels."""
-    names = _comma_list(labels, "--labels")
+    names = tuple(_check_text(name, "--labels") for name in _comma_list(labels, "--labels"))
     pictures = _read_images(images)
     probs = _load_model(model).classify(pictures, list(names)).float().numpy()  # (B, L)
     ranked = [sorted(zip(names, map(float, row)), key=lambda x: -x[1])[:top] for row in probs]
@@ -751,7 +828,7 @@ def classify(
                      for p, r in zip(images, ranked)])
     else:
         for p, r in zip(images, ranked):
-            Console().print(f"{p}: " + ", ".join(f"{l} {v:.2f}" for l, v in r), highlight=False, soft_wrap=True)
+            Console().print(escape(f"{p}: " + ", ".join(f"{l} {v:.2f}" for l, v in r)), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -763,6 +840,8 @@ def serve(
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Most denoising steps a generation request may ask for.")] = 50,
     generation_seconds: Annotated[float, typer.Option("--generation-seconds", min=1.0, help="A generation running longer is aborted (504).")] = 60.0,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest accepted image upload.")] = 10.0,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="UNIFASHION_API_KEY", help="Require this key (header X-API-Key or Authorization: Bearer) for /api/* and /items/*. Prefer the environment variable: a flag shows in `ps`.")] = None,
+    cors_origin: Annotated[list[str] | None, typer.Option("--cors-origin", help="Let pages from this origin (https://shop.example) call the API from a browser; repeatable. Default: none.")] = None,
 ) -> None:
     """Serve catalog search (text, image, composed), captions, generation and classification over HTTP,
     with a web page at / and the API's docs at /docs."""
@@ -770,7 +849,9 @@ def serve(
     from dataclasses import replace
 
     from unifashion.index.catalog_index import CatalogIndex
-    from unifashion.service.app import ServiceLimits, serve as run_server
+    from unifashion.service.app import ServiceAccess, ServiceLimits, serve as run_server
+
+    access = ServiceAccess(api_key=api_key, cors_origins=tuple(cors_origin or ()))  # checked before loading anything
 
     model_dir = model or Path(CatalogIndex.open(index, verify=False).manifest["model"]["source"])
     if not (model_dir / "config.json").is_file():
@@ -783,7 +864,7 @@ def serve(
     limits = replace(ServiceLimits(), max_steps=max_steps, generation_seconds=generation_seconds,
                      max_upload_bytes=int(max_upload_mb * 2**20))
     err.print(f"loading {model_dir} and {index} ...")
-    run_server(model_dir, index, host=host, port=port, limits=limits)
+    run_server(model_dir, index, host=host, port=port, limits=limits, access=access)
 
 
 def main() -> None:
@@ -800,10 +881,11 @@ def main() -> None:
             sys.exit(2)
         ctx = getattr(e, "ctx", None)
         command = ctx.command_path if ctx else "unifashion"
-        err.print(f"[red]error:[/red] {command}: {e.format_message()} (see --help)", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(command)}: {escape(e.format_message())} (see --help)", highlight=False,
+                  soft_wrap=True)
         sys.exit(getattr(e, "exit_code", 2))
     except UnifashionError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(_one_line(str(e)))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -811,8 +893,8 @@ def main() -> None:
     except Exception as e:  # a bug: one line, the traceback only on request
         if os.environ.get("UNIFASHION_DEBUG"):
             raise
-        err.print(f"[red]internal error:[/red] {type(e).__name__}: {e} (set UNIFASHION_DEBUG=1 for a traceback)",
-                  highlight=False, soft_wrap=True)
+        err.print(f"[red]internal error:[/red] {type(e).__name__}: {escape(_one_line(str(e)))} "
+                  "(set UNIFASHION_DEBUG=1 for a traceback)", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

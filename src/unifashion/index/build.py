@@ -19,6 +19,7 @@ import torch
 from unifashion.data.formats.common import write_text_atomic
 from unifashion.data.samples import ImageRef
 from unifashion.errors import DataError
+from unifashion.fileutil import recover_dir, replace_dir, staging_dir
 from unifashion.index.catalog_index import CatalogIndex, CatalogItem, model_fingerprint
 from unifashion.index.vector_index import AnnConfig
 
@@ -27,9 +28,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BUILD_DIR = ".build"
 
 
-def items_from_data(data: Path, split: str | Sequence[str] | None = None) -> list[CatalogItem]:
+def items_from_data(data: Path, split: str | Sequence[str] | None = None, *, skip_bad: bool = False,
+                    skipped: list[dict] | None = None) -> list[CatalogItem]:
     """Items of a dataset folder with image-text pairs (a world's catalog, FashionGen, Fashion200K):
-    one split, several, or (None) every split."""
+    one split, several, or (None) every split. A bad record raises DataError naming file and line;
+    with `skip_bad` it is left out and listed in `skipped` ({"item": "file:line", "reason": ...})."""
+    from unifashion.data.formats.common import LoadReport
     from unifashion.evaluation.sources import find_sources
 
     sources = find_sources([Path(data)])
@@ -38,7 +42,10 @@ def items_from_data(data: Path, split: str | Sequence[str] | None = None) -> lis
     loaders = _pair_loaders()
     fmt = sources.pairs_format
     splits = [split] if isinstance(split, str) else list(split or _splits(fmt))
-    pairs = [p for s in splits for p in loaders[fmt](sources.pairs, s)]
+    report = LoadReport()
+    pairs = [p for s in splits for p in loaders[fmt](sources.pairs, s, skip_bad=skip_bad, report=report)]
+    if skipped is not None:
+        skipped.extend(_skipped_entry(line) for line in report.skipped)
     if not pairs:
         raise DataError(f"{sources.pairs}: no items in split(s) {', '.join(splits)}")
     seen: set[str] = set()
@@ -52,6 +59,12 @@ def items_from_data(data: Path, split: str | Sequence[str] | None = None) -> lis
                                  image_path=str(Path(p.image.path).resolve()), image_key=p.image.key,
                                  image_row=p.image.index))
     return items
+
+
+def _skipped_entry(line: str) -> dict:
+    """A reader's "where: reason" line as {"item", "reason"} (where: file:line, file[i] or file row N)."""
+    where, _, reason = line.partition(": ")
+    return {"item": where, "reason": reason or line}
 
 
 def _pair_loaders():
@@ -90,10 +103,15 @@ def _plan(fingerprint: str, items: Sequence[CatalogItem], captions: bool, chunk:
 
 @torch.no_grad()
 def embed_items(model, items: Sequence[CatalogItem], work: Path, *, captions: bool = True, chunk: int = 256,
-                batch_size: int = 32, max_new_tokens: int | None = None,
-                progress: ProgressFn | None = None) -> tuple[list[CatalogItem], np.ndarray, np.ndarray | None]:
+                batch_size: int = 32, max_new_tokens: int | None = None, progress: ProgressFn | None = None,
+                skip_bad: bool = False, skipped: list[dict] | None = None,
+                ) -> tuple[list[CatalogItem], np.ndarray, np.ndarray | None]:
     """Image vectors (N, Q, E), gallery captions and their vectors (N, E) of `items`, chunk by chunk
-    under `work` (kept until the caller deletes it, so that an interrupted run resumes)."""
+    under `work` (kept until the caller deletes it, so that an interrupted run resumes).
+
+    An item whose image cannot be read raises DataError naming it; with `skip_bad` it is left out
+    of what is returned and listed in `skipped` ({"item", "reason"}; a chunk records its skipped
+    items, so a resumed run reports them too). DataError when no item is left."""
     fingerprint = model_fingerprint(model)
     plan = _plan(fingerprint, items, captions, chunk)
     work.mkdir(parents=True, exist_ok=True)
@@ -114,10 +132,19 @@ def embed_items(model, items: Sequence[CatalogItem], work: Path, *, captions: bo
         if meta.exists():
             continue
         part = items[c:c + chunk]
-        vectors, caption_texts, caption_vectors = [], [], []
+        vectors, caption_texts, caption_vectors, bad = [], [], [], []
         for b in range(0, len(part), batch_size):
-            batch = part[b:b + batch_size]
-            images = [_load(it) for it in batch]
+            batch, images = [], []
+            for it in part[b:b + batch_size]:
+                try:
+                    images.append(_load(it))
+                    batch.append(it)
+                except DataError as e:
+                    if not skip_bad:
+                        raise
+                    bad.append({"item": it.item_id, "reason": str(e)})
+            if not images:
+                continue
             features = model.encode_image(images)
             vectors.append(features.image_embeds.float().cpu().numpy())  # (b, Q, E)
             if captions:
@@ -125,15 +152,27 @@ def embed_items(model, items: Sequence[CatalogItem], work: Path, *, captions: bo
                 caption_texts.extend(texts)
                 caption_vectors.append(model.encode_text(texts).text_embeds.float().cpu().numpy())  # (b, E)
             if progress:
-                progress("embed catalog", c + b + len(batch), len(items))
-        np.save(work / f"chunk-{c // chunk:06d}-images.npy", np.concatenate(vectors).astype(np.float16))
+                progress("embed catalog", c + b + min(batch_size, len(part) - b), len(items))
+        q, e = model.qformer.config.num_query_tokens, model.qformer.config.embed_dim
+        np.save(work / f"chunk-{c // chunk:06d}-images.npy",
+                np.concatenate(vectors).astype(np.float16) if vectors else np.zeros((0, q, e), np.float16))
         if captions:
-            np.save(work / f"chunk-{c // chunk:06d}-captions.npy", np.concatenate(caption_vectors).astype(np.float16))
-        write_text_atomic(meta, json.dumps({"captions": caption_texts}) + "\n")  # written last: the chunk is done
+            np.save(work / f"chunk-{c // chunk:06d}-captions.npy", np.concatenate(caption_vectors).astype(np.float16)
+                    if caption_vectors else np.zeros((0, e), np.float16))
+        write_text_atomic(meta, json.dumps({"captions": caption_texts, "skipped": bad}) + "\n")  # last: the chunk is done
+    metas = [json.loads((work / f"chunk-{c // chunk:06d}.json").read_text()) for c in chunks]
+    left_out = [s for m in metas for s in m.get("skipped", [])]
+    if skipped is not None:
+        skipped.extend(left_out)
+    gone = {s["item"] for s in left_out}
+    kept = [it for it in items if it.item_id not in gone]
+    if not kept:
+        raise DataError(f"no usable items: all {len(items)} were bad (first: {left_out[0]['item']}: "
+                        f"{left_out[0]['reason']})")
     images = _assemble(work, "images", chunks, chunk)  # (N, Q, E) float16 memmap
     caption_vectors = _assemble(work, "captions", chunks, chunk) if captions else None  # (N, E)
-    texts = [t for c in chunks for t in json.loads((work / f"chunk-{c // chunk:06d}.json").read_text())["captions"]]
-    out_items = [CatalogItem(**{**it.__dict__, "caption": texts[i] if captions else ""}) for i, it in enumerate(items)]
+    texts = [t for m in metas for t in m["captions"]]
+    out_items = [CatalogItem(**{**it.__dict__, "caption": texts[i] if captions else ""}) for i, it in enumerate(kept)]
     return out_items, images, caption_vectors
 
 
@@ -153,35 +192,48 @@ def _assemble(work: Path, what: str, chunks: range, chunk: int) -> np.ndarray:
 
 
 def _load(item: CatalogItem):
-    return ImageRef(Path(item.image_path), item.image_key, item.image_row).load()
+    return ImageRef(Path(item.image_path), item.image_key, item.image_row).load_rgb()
 
 
 def build_index(model, items: Sequence[CatalogItem], out: Path, *, model_source: str, captions: bool = True,
                 ann: AnnConfig = AnnConfig(), approximate: bool | None = None, overwrite: bool = False,
                 restart: bool = False, batch_size: int = 32, max_new_tokens: int | None = None,
-                progress: ProgressFn | None = None) -> CatalogIndex:
-    """A new index at `out` from `items` (stages in the module docstring)."""
+                progress: ProgressFn | None = None, skip_bad: bool = False,
+                skipped: list[dict] | None = None) -> CatalogIndex:
+    """A new index at `out` from `items` (stages in the module docstring). The index is written
+    beside `out` and swapped in whole when complete: a crash at any point leaves the previous index
+    at `out` as it was (and the embedded chunks under `out/.build` for a resumed run)."""
     out = Path(out)
     if not items:
         raise DataError("no items to index")
+    recover_dir(out)
     if (out / "manifest.json").exists() and not overwrite:
         raise DataError(f"{out}: an index already exists (use --overwrite to replace it, or `index add`)")
     work = out / BUILD_DIR
     if restart and work.exists():
         shutil.rmtree(work)
     items, vectors, caption_vectors = embed_items(model, items, work, captions=captions, batch_size=batch_size,
-                                                  max_new_tokens=max_new_tokens, progress=progress)
-    index = CatalogIndex.create(out, fingerprint=model_fingerprint(model), model_source=model_source,
-                                num_queries=vectors.shape[1], embed_dim=vectors.shape[2], ann=ann, overwrite=overwrite)
-    index.add(items, vectors, caption_vectors, approximate=approximate, progress=progress)
-    shutil.rmtree(work)
+                                                  max_new_tokens=max_new_tokens, progress=progress,
+                                                  skip_bad=skip_bad, skipped=skipped)
+    staging = staging_dir(out)
+    try:
+        index = CatalogIndex.create(staging, fingerprint=model_fingerprint(model), model_source=model_source,
+                                    num_queries=vectors.shape[1], embed_dim=vectors.shape[2], ann=ann)
+        index.add(items, vectors, caption_vectors, approximate=approximate, progress=progress)
+        replace_dir(staging, out)  # the switch; `work` leaves with the previous folder
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    index.root = out
     return index
 
 
 def add_to_index(model, index: CatalogIndex, items: Sequence[CatalogItem], *, replace: bool = False,
-                 approximate: bool | None = None, batch_size: int = 32, progress: ProgressFn | None = None) -> int:
+                 approximate: bool | None = None, batch_size: int = 32, progress: ProgressFn | None = None,
+                 skip_bad: bool = False, skipped: list[dict] | None = None) -> int:
     """Embed `items` and add them to `index` as a new segment; with `replace`, items already present
-    are replaced. Returns the number added."""
+    are replaced. Returns the number added (with `skip_bad`, items whose image is unreadable are
+    left out and listed in `skipped`)."""
     if model_fingerprint(model) != index.fingerprint:
         raise DataError(f"{index.root}: built with another model (fingerprint {index.fingerprint[:12]}); "
                         "use that model, or build a new index")
@@ -191,7 +243,8 @@ def add_to_index(model, index: CatalogIndex, items: Sequence[CatalogItem], *, re
                         "use --replace to replace them")
     work = index.root / BUILD_DIR
     items, vectors, caption_vectors = embed_items(model, items, work, captions=index.has_captions or not index.segments,
-                                                  batch_size=batch_size, progress=progress)
+                                                  batch_size=batch_size, progress=progress, skip_bad=skip_bad,
+                                                  skipped=skipped)
     index.add(items, vectors, caption_vectors, replace=replace, approximate=approximate, progress=progress)
     shutil.rmtree(work)
     return len(items)

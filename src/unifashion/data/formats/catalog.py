@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image
 
 from unifashion.data.formats.common import (BadItems, LoadReport, check_name, check_split, image_problem,
-                                            require_dir, save_image_atomic)
+                                            require_dir, save_image_atomic, unicode_problem)
 from unifashion.data.samples import ImageRef, ImageTextPair
 from unifashion.errors import DataError
 
@@ -41,18 +41,22 @@ def _record_problem(rec) -> str | None:
             return f"missing key '{k}'"
     unknown = sorted(set(rec) - KEYS)
     if unknown:
-        return f"unknown key '{unknown[0]}'"
+        return f"unknown key {unknown[0]!r}"
     for k in STRING_KEYS:
         if not isinstance(rec[k], str):
             return f"'{k}' must be a string, got {type(rec[k]).__name__}"
+        if problem := unicode_problem(rec[k]):
+            return f"'{k}' is {problem}"
     for k in ("item_id", "product_id", "image"):
         if not rec[k]:
             return f"'{k}' is empty"
     if rec["split"] not in SPLITS:
-        return f"unknown split '{rec['split']}' (expected one of: {', '.join(SPLITS)})"
+        return f"unknown split {rec['split']!r} (expected one of: {', '.join(SPLITS)})"
     attrs = rec["attributes"]
     if not isinstance(attrs, dict) or not all(isinstance(v, str) for v in attrs.values()):
         return "'attributes' must be an object of string values"
+    if any(unicode_problem(k) or unicode_problem(v) for k, v in attrs.items()):
+        return "'attributes' holds text that is not valid Unicode (a lone surrogate)"
     view = rec.get("view")
     if view is not None and not isinstance(view, dict):
         return f"'view' must be an object or null, got {type(view).__name__}"
@@ -74,37 +78,46 @@ def load(root: Path, split: str | None = None, *, skip_bad: bool = False, report
     bad = BadItems(skip_bad, report)
     out: list[ImageTextPair] = []
     seen: set[str] = set()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                bad.bad(where, f"malformed JSON ({e.msg}, column {e.colno})")
-                continue
-            problem = _record_problem(rec)
-            if problem:
-                bad.bad(where, problem)
-                continue
-            if rec["item_id"] in seen:
-                bad.bad(where, f"duplicate item_id '{rec['item_id']}'")
-                continue
-            seen.add(rec["item_id"])
-            if split is not None and rec["split"] != split:
-                continue
-            img = root / rec["image"]
-            problem = image_problem(img, check_images)
-            if problem:
-                bad.bad(where, problem)
-                continue
-            out.append(ImageTextPair(
-                item_id=rec["item_id"], product_id=rec["product_id"], category=rec["category"],
-                subcategory=rec["subcategory"], caption=rec["description"], image=ImageRef(img),
-                split=rec["split"], title=rec["title"],
-                extra={"detailed": rec["detailed"], "attributes": dict(rec["attributes"]), "view": rec.get("view")},
-            ))
+    try:
+        raw_lines = path.read_bytes().split(b"\n")  # JSON Lines: records end at "\n" only
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    for lineno, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            bad.bad(where, f"not UTF-8 text ({e.reason} at byte {e.start})")
+            continue
+        except json.JSONDecodeError as e:
+            bad.bad(where, f"malformed JSON ({e.msg}, column {e.colno})")
+            continue
+        except RecursionError:
+            bad.bad(where, "JSON nested too deeply")
+            continue
+        problem = _record_problem(rec)
+        if problem:
+            bad.bad(where, problem)
+            continue
+        if rec["item_id"] in seen:
+            bad.bad(where, f"duplicate item_id {rec['item_id']!r}")
+            continue
+        seen.add(rec["item_id"])
+        if split is not None and rec["split"] != split:
+            continue
+        img = root / rec["image"]
+        problem = image_problem(img, check_images)
+        if problem:
+            bad.bad(where, problem)
+            continue
+        out.append(ImageTextPair(
+            item_id=rec["item_id"], product_id=rec["product_id"], category=rec["category"],
+            subcategory=rec["subcategory"], caption=rec["description"], image=ImageRef(img),
+            split=rec["split"], title=rec["title"],
+            extra={"detailed": rec["detailed"], "attributes": dict(rec["attributes"]), "view": rec.get("view")},
+        ))
     return out
 
 

@@ -85,18 +85,50 @@ def image_problem(path: Path, check_images: bool) -> str | None:
     return None
 
 
-def read_json_file(path: Path):
-    """Parse one JSON document; DataError naming the file, line and column on malformed JSON."""
+def read_text_file(path: Path) -> str:
+    """A UTF-8 text file's content; DataError naming the file when it is missing, unreadable or not UTF-8."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e})") from None
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:  # a folder where a file should be, no permission, an I/O error
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def text_lines(text: str) -> list[str]:
+    """Lines split at "\n" only (with a "\r" before it dropped), as the releases' own loaders read
+    them (`f.readlines()`): `str.splitlines` would also split at \v, \f, \x1c-\x1e, \x85, U+2028
+    and U+2029, which may occur inside a description."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def parse_json(text: str, where: str):
+    """One JSON value; DataError naming `where` (and the line) when malformed or absurdly nested."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg}, column {e.colno})") from None
+        raise DataError(f"{where}:{e.lineno}: malformed JSON ({e.msg}, column {e.colno})") from None
+    except RecursionError:
+        raise DataError(f"{where}: JSON nested too deeply") from None
+
+
+def read_json_file(path: Path):
+    """Parse one JSON document; DataError naming the file, line and column on malformed JSON."""
+    return parse_json(read_text_file(path), str(path))
+
+
+def unicode_problem(value: str) -> str | None:
+    """Why `value` cannot be written as UTF-8 (JSON's "\\ud800" escapes decode to lone surrogates), or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"not valid Unicode (a lone surrogate) in {value[:40]!r}"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,7 +213,7 @@ def check_name(value: str, what: str) -> str:
 def two_column_lines(path: Path, expected: str, bad: BadItems) -> Iterator[tuple[str, str, str]]:
     """(where, first, second) per non-empty line of a whitespace-separated two-column text file;
     a line with another number of fields is a bad item ("expected `expected`")."""
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(text_lines(read_text_file(path)), start=1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"

@@ -34,7 +34,8 @@ from pathlib import Path, PurePosixPath
 from PIL import Image
 
 from unifashion.data.formats.common import (BadItems, LoadReport, check_name, check_split, check_text_field,
-                                            image_problem, require_dir, two_column_lines, save_image_atomic, write_text_atomic)
+                                            image_problem, read_text_file, require_dir, text_lines, two_column_lines,
+                                            save_image_atomic, write_text_atomic)
 from unifashion.data.samples import ImageRef, ImageTextPair
 from unifashion.errors import DataError
 
@@ -86,11 +87,7 @@ def load(root: Path, split: str, *, skip_bad: bool = False, report: LoadReport |
     bad = BadItems(skip_bad, report)
     out: list[ImageTextPair] = []
     for category, path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not UTF-8 text ({e})") from None
-        for lineno, line in enumerate(text.splitlines(), start=1):
+        for lineno, line in enumerate(text_lines(read_text_file(path)), start=1):
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"

@@ -101,67 +101,86 @@ def load(root: Path, split: str, *, skip_bad: bool = False, report: LoadReport |
     except OSError as e:
         raise DataError(f"{path}: cannot open HDF5 file ({e})") from None
     with f:
-        missing = [k for k in REQUIRED_KEYS if k not in f]
-        if missing:
-            raise DataError(f"{path}: HDF5 key '{missing[0]}' missing (keys: {', '.join(sorted(f.keys()))})")
-        images = f[IMAGE_KEY]
-        if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
-            raise DataError(f"{path}: '{IMAGE_KEY}' is not an (N, H, W, 3) uint8 array "
-                            f"(got {images.shape} {images.dtype})")
-        n_rows = images.shape[0]
-        keys = list(REQUIRED_KEYS[1:]) + [k for k in (*STRING_EXTRA, *NUMBER_EXTRA) if k in f]
-        lengths = {k: f[k].shape[0] if f[k].shape else 0 for k in keys}
-        n = min([n_rows, *lengths.values()])
-        out: list[ImageTextPair] = []
-        for start in range(0, n, _CHUNK):
-            stop = min(n, start + _CHUNK)
-            cols = {k: f[k][start:stop] for k in keys}
-            for i in range(stop - start):
-                row = start + i
-                where = f"{path} row {row}"
+        try:
+            return _load_rows(f, path, split, bad, check_images)
+        except (OSError, ValueError, TypeError, KeyError, IndexError, RuntimeError) as e:
+            # h5py on a damaged file (a valid header, unreadable chunks) or datasets of exotic types
+            raise DataError(f"{path}: cannot read HDF5 ({type(e).__name__}: {e})") from None
+
+
+def _load_rows(f, path: Path, split: str, bad: BadItems, check_images: bool) -> list[ImageTextPair]:
+    import h5py
+
+    missing = [k for k in REQUIRED_KEYS if k not in f]
+    if missing:
+        raise DataError(f"{path}: HDF5 key '{missing[0]}' missing (keys: {', '.join(sorted(f.keys()))})")
+    keys = list(REQUIRED_KEYS[1:]) + [k for k in (*STRING_EXTRA, *NUMBER_EXTRA) if k in f]
+    for k in (IMAGE_KEY, *keys):
+        if not isinstance(f[k], h5py.Dataset):
+            raise DataError(f"{path}: HDF5 '{k}' is a {type(f[k]).__name__}, not a dataset")
+        if k != IMAGE_KEY and (f[k].dtype.kind not in "SUOiuf" or f[k].ndim not in (1, 2)):
+            raise DataError(f"{path}: HDF5 '{k}' is not one value per row (got {f[k].shape} {f[k].dtype})")
+    images = f[IMAGE_KEY]
+    if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
+        raise DataError(f"{path}: '{IMAGE_KEY}' is not an (N, H, W, 3) uint8 array "
+                        f"(got {images.shape} {images.dtype})")
+    n_rows = images.shape[0]
+    lengths = {k: f[k].shape[0] for k in keys}
+    n = min([n_rows, *lengths.values()])
+    out: list[ImageTextPair] = []
+    for start in range(0, n, _CHUNK):
+        stop = min(n, start + _CHUNK)
+        cols = {k: f[k][start:stop] for k in keys}
+        for i in range(stop - start):
+            row = start + i
+            where = f"{path} row {row}"
+            try:
+                pid = int(_scalar(cols["input_productID"][i]))
+            except (TypeError, ValueError, OverflowError):
+                bad.bad(where, f"input_productID is not an integer ({cols['input_productID'][i]!r})")
+                continue
+            description = _decode(cols["input_description"][i]).strip()
+            if not description:
+                bad.bad(where, "empty input_description")
+                continue
+            if check_images:
                 try:
-                    pid = int(_scalar(cols["input_productID"][i]))
-                except (TypeError, ValueError):
-                    bad.bad(where, f"input_productID is not an integer ({cols['input_productID'][i]!r})")
+                    images[row]  # reads the row: a truncated file fails here
+                except (OSError, ValueError) as e:
+                    bad.bad(where, f"cannot read '{IMAGE_KEY}' ({e})")
                     continue
-                description = _decode(cols["input_description"][i]).strip()
-                if not description:
-                    bad.bad(where, "empty input_description")
-                    continue
-                if check_images:
-                    try:
-                        images[row]  # reads the row: a truncated file fails here
-                    except (OSError, ValueError) as e:
-                        bad.bad(where, f"cannot read '{IMAGE_KEY}' ({e})")
-                        continue
-                extra: dict = {}
-                for key, name in STRING_EXTRA.items():
-                    if key in cols:
-                        extra[name] = _decode(cols[key][i])
+            extra: dict = {}
+            for key, name in STRING_EXTRA.items():
+                if key in cols:
+                    extra[name] = _decode(cols[key][i])
+            try:
                 for key, name in NUMBER_EXTRA.items():
                     if key in cols:
                         v = _scalar(cols[key][i])
                         extra[name] = float(v) if key == "input_msrpUSD" else int(v)
-                out.append(ImageTextPair(
-                    item_id=f"{split}-{row}",
-                    product_id=str(pid),
-                    category=_decode(cols["input_category"][i]),
-                    subcategory=_decode(cols["input_subcategory"][i]),
-                    caption=description,
-                    image=ImageRef(path, key=IMAGE_KEY, index=row),
-                    split=SAMPLE_SPLIT[split],
-                    title=extra.get("name", ""),
-                    extra=extra,
-                ))
-        longest = max([n_rows, *lengths.values()])
-        if longest != n:
-            counts = {IMAGE_KEY: n_rows, **lengths}
-            short = min(counts, key=counts.get)
-            for row in range(n, longest):
-                lacking = [k for k, c in counts.items() if c <= row]
-                bad.bad(f"{path} row {row}", f"row missing from {', '.join(repr(k) for k in lacking)} "
-                        f"(rows per dataset differ: '{short}' has {counts[short]}, the longest has {longest})")
-        return out
+            except (TypeError, ValueError, OverflowError):
+                bad.bad(where, f"{key} is not a number ({cols[key][i]!r})")
+                continue
+            out.append(ImageTextPair(
+                item_id=f"{split}-{row}",
+                product_id=str(pid),
+                category=_decode(cols["input_category"][i]),
+                subcategory=_decode(cols["input_subcategory"][i]),
+                caption=description,
+                image=ImageRef(path, key=IMAGE_KEY, index=row),
+                split=SAMPLE_SPLIT[split],
+                title=extra.get("name", ""),
+                extra=extra,
+            ))
+    longest = max([n_rows, *lengths.values()])
+    if longest != n:
+        counts = {IMAGE_KEY: n_rows, **lengths}
+        short = min(counts, key=counts.get)
+        for row in range(n, longest):
+            lacking = [k for k, c in counts.items() if c <= row]
+            bad.bad(f"{path} row {row}", f"row missing from {', '.join(repr(k) for k in lacking)} "
+                    f"(rows per dataset differ: '{short}' has {counts[short]}, the longest has {longest})")
+    return out
 
 
 class FashionGenWriter:
@@ -202,9 +221,17 @@ class FashionGenWriter:
         if not isinstance(value, str):
             raise DataError(f"FashionGen row {self._n}: {key} must be a string, got {type(value).__name__}")
         try:
-            return value.encode("latin-1")
+            encoded = value.encode("latin-1")
         except UnicodeEncodeError as e:
             raise DataError(f"FashionGen row {self._n}: {key} has a character outside Latin-1 ({e})") from None
+        # What the reader could not give back: fixed-length HDF5 strings drop trailing NULs, and
+        # Latin-1 bytes that also form valid UTF-8 ("Ã©") would read back as the UTF-8 text ("é").
+        if "\0" in value:
+            raise DataError(f"FashionGen row {self._n}: {key} contains a NUL character")
+        if _decode(encoded) != value:
+            raise DataError(f"FashionGen row {self._n}: {key} {value!r} would read back as {_decode(encoded)!r} "
+                            "(its Latin-1 bytes are also UTF-8)")
+        return encoded
 
     def add(self, *, image: np.ndarray, description: str, name: str, category: str, subcategory: str,
             product_id: int, pose: str, gender: str, brand: str, composition: str, season: str,
@@ -221,6 +248,8 @@ class FashionGenWriter:
             "input_concat_description": f"{name}. {description}" if name else description,
         }
         encoded = {k: self._enc(v, k) for k, v in fields.items()}
+        if not description.strip():
+            raise DataError(f"FashionGen row {self._n}: empty description (the reader would skip the row)")
         self._images.resize(self._n + 1, axis=0)
         self._images[self._n] = image
         for k, v in encoded.items():

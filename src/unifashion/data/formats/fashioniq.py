@@ -39,7 +39,7 @@ from PIL import Image
 
 from unifashion.data.formats.common import (BadItems, LoadReport, check_name, check_split, check_text_field,
                                             image_problem, json_dumps, read_json_file, require_dir,
-                                            save_image_atomic, write_text_atomic)
+                                            save_image_atomic, unicode_problem, write_text_atomic)
 from unifashion.data.samples import ImageRef, Triplet
 from unifashion.errors import DataError
 
@@ -100,6 +100,8 @@ def load_image_split(root: Path, category: str, split: str) -> list[str]:
     for i, name in enumerate(data):
         if not isinstance(name, str) or not name:
             raise DataError(f"{path}[{i}]: image name must be a non-empty string, got {name!r}")
+        if problem := _name_problem(name, "image name"):
+            raise DataError(f"{path}[{i}]: {problem}")
     return list(data)
 
 
@@ -164,9 +166,23 @@ def _entry_problem(entry) -> str | None:
         return f"'candidate' must be a non-empty string, got {entry['candidate']!r}"
     if "target" in entry and (not isinstance(entry["target"], str) or not entry["target"]):
         return f"'target' must be a non-empty string, got {entry['target']!r}"
+    for key in ("candidate", "target"):
+        if key in entry and (problem := _name_problem(entry[key], f"'{key}'")):
+            return problem
     caps = entry["captions"]
     if not isinstance(caps, list) or not caps or not all(isinstance(c, str) for c in caps):
         return f"'captions' must be a non-empty list of strings, got {caps!r}"
+    if any(unicode_problem(c) for c in caps):
+        return "'captions' holds text that is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def _name_problem(name: str, what: str) -> str | None:
+    """An image name names a file in images/: no folders, no leading dot, nothing unprintable."""
+    if "/" in name or "\\" in name or name.startswith(".") or any(c in name for c in "\n\r\t\0"):
+        return f"{what} is not a plain image name: {name!r}"
+    if problem := unicode_problem(name):
+        return f"{what} is {problem}"
     return None
 
 

@@ -192,7 +192,7 @@ def read_captions(root: Path) -> dict[str, list[str]] | None:
         raise DataError(f"{path}: expected a JSON object {{cloth id: [phrases]}}, got {type(data).__name__}")
     for k, v in data.items():
         if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-            raise DataError(f"{path}: entry '{k}' must be a list of strings, got {v!r}")
+            raise DataError(f"{path}: entry {k!r} must be a list of strings, got {v!r}")
     return data
 
 
