@@ -399,9 +399,12 @@ class Captioner(nn.Module):
         max_new_tokens: int | None = None,
         hints: Sequence[str | None] | None = None,
         use_cache: bool = True,
+        max_seconds: float | None = None,
     ) -> list[str]:
         """Captions for a batch of soft prompts: greedy (num_beams=1) or beam search, with the KV cache
-        (`use_cache=False` recomputes the whole prefix at every token: benchmarks/captioning.py's baseline)."""
+        (`use_cache=False` recomputes the whole prefix at every token: benchmarks/captioning.py's baseline).
+        `max_seconds` stops decoding after the token during which the time ran out (a service's deadline):
+        the captions are then cut short, not refused."""
         if num_beams < 1:
             raise ValueError(f"num_beams must be >= 1, got {num_beams}")
         max_new_tokens = self.config.max_new_tokens if max_new_tokens is None else max_new_tokens
@@ -421,6 +424,7 @@ class Captioner(nn.Module):
                 eos_token_id=self.eos_token_id,
                 pad_token_id=self.pad_token_id,
                 use_cache=use_cache,
+                max_time=max_seconds,
             )  # (B, new) — with inputs_embeds only the new tokens come back
         finally:
             self.train(was_training)

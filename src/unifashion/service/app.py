@@ -15,20 +15,36 @@ Endpoints (OpenAPI at /openapi.json; its Swagger UI page at /docs, served from o
     GET  /items/{item_id}/image     the item's picture
 
 Every error is JSON {"detail": "one line"}: 4xx for what the caller can fix (400 unreadable upload or
-a model refusal, 404 unknown item, 413 too large, 415 not an image, 422 a bad value), 503/504 when
-the model is busy or a generation runs out of time, 500 without a traceback for the rest.
+a model refusal, 401 no or wrong API key, 404 unknown item, 413 too large, 415 not an image, 422 a bad
+value), 503/504 when the model is busy or a generation runs out of time, 500 without a traceback for
+the rest.
+
+Access (ServiceAccess): by default the service listens on 127.0.0.1 only, asks for no key and sends no
+CORS headers (so pages from other origins cannot read its answers). With an API key, /api/* and
+/items/* (and any unknown path) need `X-API-Key: KEY` or `Authorization: Bearer KEY`, else 401; the
+web page, its static files, /docs and /openapi.json stay open, and /health without the key answers only
+{"status": "ok"} (the item count, model and limits need the key). With CORS origins, pages from exactly
+those origins may call the API (preflight included; the key is still needed).
 
 Concurrency: searches run in parallel in FastAPI's thread pool; they only read the index, warmed
 before the app is made. Text searches that arrive together are encoded and searched as one batch
-(service/batching.py). The heavy model calls (caption, generate) take turns behind one lock.
+(service/batching.py). The heavy model calls (caption, generate) take turns behind one lock; at
+most `max_waiting` wait for it, each for a bounded time, and the rest are refused at once (503).
+A generation is bounded in steps and in time (checked at every step: 504); a caption in tokens
+(`caption_tokens`) and in time (`caption_seconds`: decoding stops and the caption comes back short).
 """
 from __future__ import annotations
 
 import base64
+import hmac
 import io
+import ipaddress
 import logging
+import re
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
@@ -38,16 +54,18 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from unifashion.catalog_search import CatalogSearch, SearchHit, TextQuery
-from unifashion.errors import UnifashionError
+from unifashion.data.samples import to_rgb
+from unifashion.errors import ConfigError, UnifashionError
 from unifashion.models.captioner import STYLES
 from unifashion.service.batching import TextSearchBatcher
 
@@ -58,6 +76,10 @@ UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # what PIL may d
 SERVED_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the small form fields beside an upload
 IMAGE_CACHE = {"Cache-Control": "public, max-age=3600"}
+DEFAULT_STEPS = 20  # denoising steps of a generation that does not say (at most the service's max_steps)
+OPEN_PATHS = frozenset({"/", "/health", "/docs", "/openapi.json"})  # answered without the API key
+OPEN_PREFIXES = ("/static/", "/docs-assets/")  # the page's files and the docs page's
+ORIGIN = re.compile(r"https?://[^\s/?#]+")  # scheme://host[:port], no path: what a browser sends as Origin
 
 
 @dataclass(frozen=True)
@@ -70,7 +92,52 @@ class ServiceLimits:
     max_steps: int = 50  # denoising steps per generation
     generation_seconds: float = 60.0  # a generation not finished this long after its request is aborted (504)
     model_wait_seconds: float = 30.0  # a caption waiting longer than this for the model is refused (503)
+    max_waiting: int = 8  # captions/generations waiting for the model, at most; more are refused at once (503)
+    caption_tokens: int = 48  # tokens per caption, at most (the model's own cap when lower)
+    caption_seconds: float = 20.0  # decoding stops after this long: the caption comes back cut short
     text_batch: int = 16  # concurrent text searches encoded and searched together, at most
+
+
+@dataclass(frozen=True)
+class ServiceAccess:
+    """Who may use the service. The default: no key, no CORS (meant for 127.0.0.1)."""
+    api_key: str | None = None  # when set, /api/* and /items/* need `X-API-Key: KEY` or `Authorization: Bearer KEY`
+    cors_origins: tuple[str, ...] = ()  # origins (https://shop.example:8443) whose pages may call the API; "*": any
+
+    def __post_init__(self) -> None:
+        key = self.api_key
+        if key is not None and not (key and key.isascii() and key.isprintable() and " " not in key):
+            raise ConfigError("the API key must be non-empty printable ASCII without spaces")
+        for origin in self.cors_origins:
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                raise ConfigError(f"CORS origin {origin!r} is not scheme://host[:port] (e.g. https://shop.example)")
+
+    def allows(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        """True when no key is set, or the raw ASGI headers carry it (compared in constant time)."""
+        if self.api_key is None:
+            return True
+        key = self.api_key.encode("ascii")
+        for name, value in headers:
+            if name == b"x-api-key" and hmac.compare_digest(value.strip(), key):
+                return True
+            if name == b"authorization":
+                scheme, _, token = value.strip().partition(b" ")
+                if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), key):
+                    return True
+        return False
+
+
+def exposure_warning(host: str, access: ServiceAccess) -> str | None:
+    """One line when `host` is reachable from other machines and no API key is set, else None."""
+    if access.api_key is not None or host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name other than localhost: may be reachable from elsewhere
+    return (f"warning: listening on {host} without an API key: anyone who can reach this port can use the "
+            f"service (set UNIFASHION_API_KEY)")
 
 
 # ---- request and response bodies ----------------------------------------------------------------
@@ -109,7 +176,7 @@ class ComposedSearch(BaseModel):
 class GenerateRequest(BaseModel):
     text: str | None = None
     item_id: str | None = None  # a reference item; with text, the item changed by the words
-    steps: int = 20
+    steps: int | None = None  # default: 20, or the service's max_steps when lower
     seed: int = Field(0, ge=0, lt=2**32)
 
 
@@ -139,6 +206,10 @@ class ClassifyResponse(BaseModel):
     took_ms: float
 
 
+class Status(BaseModel):
+    status: str  # what /health tells a caller without the API key (when one is set)
+
+
 class Health(BaseModel):
     status: str
     items: int
@@ -156,7 +227,7 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 500, 503, 504)}
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422, 500, 503, 504)}
 
 
 # ---- the app ------------------------------------------------------------------------------------
@@ -190,17 +261,83 @@ class _BodyLimit:
         await self.app(scope, counted, send)
 
 
+class _KeyCheck:
+    """Answers 401 to requests without the API key, except for the open paths (the page, /health, docs)."""
+
+    def __init__(self, app: ASGIApp, access: ServiceAccess):
+        self.app = app
+        self.access = access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _is_open(scope["path"]) or self.access.allows(scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        await JSONResponse({"detail": "this needs the service's API key: send the header X-API-Key: KEY "
+                                      "(or Authorization: Bearer KEY)"},
+                           status_code=401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+
+
+def _is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+class _Cors(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in our error format (JSON, one line)."""
+
+    def preflight_response(self, request_headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        detail = bytes(response.body).decode("latin-1")  # "Disallowed CORS origin, headers"
+        return JSONResponse({"detail": f"CORS preflight refused: {detail}"}, status_code=400,
+                            headers={"Vary": "Origin"})
+
+
+class _ModelTurns:
+    """The heavy model calls (caption, generate) take turns: one runs, at most `max_waiting` wait for it
+    (each up to its own wait), and the rest are refused at once with a 503."""
+
+    def __init__(self, max_waiting: int):
+        self.max_waiting = max_waiting
+        self.waiting = 0
+        self._model = threading.Lock()
+        self._count = threading.Lock()
+
+    @contextmanager
+    def turn(self, wait_s: float) -> Iterator[None]:
+        if not self._model.acquire(blocking=False):
+            with self._count:
+                if self.waiting >= self.max_waiting:
+                    raise HTTPException(503, f"the model is busy and {self.waiting} more requests wait for it "
+                                             f"(the limit); try again shortly", headers={"Retry-After": "5"})
+                self.waiting += 1
+            try:
+                acquired = self._model.acquire(timeout=max(wait_s, 0.0))
+            finally:
+                with self._count:
+                    self.waiting -= 1
+            if not acquired:
+                raise HTTPException(503, "the model is busy with another caption or generation; try again shortly",
+                                    headers={"Retry-After": "5"})
+        try:
+            yield
+        finally:
+            self._model.release()
+
+
 class _TimeUp(Exception):
     def __init__(self, step: int, total: int):
         self.step, self.total = step, total
 
 
-def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -> FastAPI:
+def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits(),
+               access: ServiceAccess = ServiceAccess()) -> FastAPI:
     """The service for `search`, whose index should be warmed (`search.index.warm()`) beforehand."""
     text_batcher = TextSearchBatcher(search, limits.text_batch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        text_batcher.start()  # a no-op the first time; after a shutdown (the app served again), a new worker
         yield
         text_batcher.close()
 
@@ -217,11 +354,21 @@ def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -
                                    swagger_js_url="/docs-assets/swagger-ui-bundle.js",
                                    swagger_css_url="/docs-assets/swagger-ui.css", swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
+    # middleware, innermost first: the body limit, then the key check, then CORS (so that preflights
+    # and 401s carry the CORS headers a browser needs to read them)
     app.add_middleware(_BodyLimit, max_bytes=limits.max_upload_bytes + FORM_OVERHEAD)
+    if access.api_key is not None:
+        app.add_middleware(_KeyCheck, access=access)
+    if access.cors_origins:
+        app.add_middleware(_Cors, allow_origins=list(access.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "X-API-Key", "Authorization"], max_age=600)
     app.state.search = search
     app.state.limits = limits
     app.state.text_batcher = text_batcher
-    model_lock = threading.Lock()  # caption and generate take turns on the model
+    turns = app.state.model_turns = _ModelTurns(limits.max_waiting)  # caption and generate take turns on the model
+    # captions: the model's own token cap, or the service's when lower
+    caption_kwargs = ({"max_new_tokens": limits.caption_tokens}
+                      if limits.caption_tokens < search.model.captioner.config.max_new_tokens else {})
     known_categories = search.index.categories()
     generator_size = int(search.model.generator.config.image_size)
 
@@ -237,6 +384,8 @@ def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -
             raise HTTPException(422, f"{what} is empty")
         if len(text) > limits.max_text_chars:
             raise HTTPException(422, f"{what} is {len(text)} characters; the limit is {limits.max_text_chars}")
+        if not _encodable(text):  # JSON's "\ud800": a lone surrogate, which no tokenizer can take
+            raise HTTPException(422, f"{what} is not valid Unicode (a lone surrogate)")
         return text
 
     def check_category(category: str | None) -> list[str] | None:
@@ -262,26 +411,25 @@ def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -
         if not data:
             raise HTTPException(400, f"{name}: empty file")
         try:
-            picture = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
+            with warnings.catch_warnings():  # PIL warns on huge headers; they are refused just below
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                picture = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
             width, height = picture.size  # from the header: nothing is decoded yet
             if width * height > limits.max_pixels:
                 raise HTTPException(413, f"{name}: {width}x{height} pixels is over the limit of "
                                          f"{limits.max_pixels} pixels")
-            picture.load()
-            return picture.convert("RGB")
+            if width < 1 or height < 1:
+                raise HTTPException(400, f"{name}: the image has no pixels ({width}x{height})")
+            picture.load()  # a full decode (an animation's first frame): truncation is caught here
+            try:
+                picture = ImageOps.exif_transpose(picture)  # phone photos: turned as their EXIF says
+            except Exception:  # noqa: BLE001 - PIL raises many types on hostile EXIF: keep the pixels as stored
+                pass
+            return to_rgb(picture, name)  # 16-bit grey scaled, CMYK converted, transparency on white
         except Image.DecompressionBombError:
             raise HTTPException(413, f"{name}: too many pixels to decode") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError):
             raise HTTPException(400, f"{name}: not a readable image (send PNG, JPEG, WebP, GIF, BMP or TIFF)") from None
-
-    @contextmanager
-    def model_turn(wait_s: float) -> Iterator[None]:
-        if not model_lock.acquire(timeout=max(wait_s, 0.0)):
-            raise HTTPException(503, "the model is busy with another caption or generation; try again shortly")
-        try:
-            yield
-        finally:
-            model_lock.release()
 
     def hits(results: Sequence[SearchHit]) -> list[Hit]:
         return [Hit(**asdict(h), image_url=_image_url(h.item_id)) for h in results]
@@ -312,8 +460,10 @@ def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/health", response_model=Health)
-    def health() -> Health:
+    @app.get("/health", response_model=Health | Status)
+    def health(request: Request) -> Health | Status:
+        if not access.allows(request.scope["headers"]):
+            return Status(status="ok")  # with an API key set, the rest is for those who send it
         return Health(status="ok", items=len(search.index), model=search.index.fingerprint[:12],
                       captions=search.index.has_captions, generator_size=generator_size, limits=asdict(limits))
 
@@ -374,6 +524,8 @@ def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -
             raise HTTPException(422, f"{len(names)} labels; the limit is {limits.max_labels}")
         if any(len(n) > limits.max_text_chars for n in names):
             raise HTTPException(422, f"a label is over {limits.max_text_chars} characters")
+        if not all(_encodable(n) for n in names):
+            raise HTTPException(422, "a label is not valid Unicode (a lone surrogate)")
         probabilities = search.classify([read_upload(file)], names)[0]
         return ClassifyResponse(labels=[LabelProbability(label=l, probability=p) for l, p in probabilities],
                                 took_ms=_ms_since(start))
@@ -393,16 +545,17 @@ def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -
             picture = search.item_image(item_id)
         else:
             picture = read_upload(file)
-        with model_turn(limits.model_wait_seconds):
-            text = search.model.caption([picture], style)[0]
+        with turns.turn(limits.model_wait_seconds):
+            text = search.model.caption([picture], style, max_seconds=limits.caption_seconds, **caption_kwargs)[0]
         return CaptionResponse(caption=text, style=style, item_id=item_id or None, took_ms=_ms_since(start))
 
     @app.post("/api/generate", response_model=GenerateResponse, responses=ERRORS)
     def generate(body: GenerateRequest) -> GenerateResponse:
         start = time.perf_counter()
         deadline = start + limits.generation_seconds
-        if not 1 <= body.steps <= limits.max_steps:
-            raise HTTPException(422, f"steps must be between 1 and {limits.max_steps}, got {body.steps}")
+        steps = min(DEFAULT_STEPS, limits.max_steps) if body.steps is None else body.steps
+        if not 1 <= steps <= limits.max_steps:
+            raise HTTPException(422, f"steps must be between 1 and {limits.max_steps}, got {steps}")
         text = check_text(body.text, "the prompt") if body.text and body.text.strip() else None
         if body.item_id:
             check_item(body.item_id)
@@ -414,9 +567,9 @@ def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -
             if time.perf_counter() > deadline:
                 raise _TimeUp(step, total)
 
-        with model_turn(deadline - time.perf_counter()):
+        with turns.turn(deadline - time.perf_counter()):
             try:
-                picture = search.model.generate(texts=[text] if text else None, images=images, steps=body.steps,
+                picture = search.model.generate(texts=[text] if text else None, images=images, steps=steps,
                                                 seed=body.seed, progress=on_step)[0]
             except _TimeUp as stop:
                 raise HTTPException(504, f"generation stopped after {stop.step} of {stop.total} steps: over the "
@@ -424,7 +577,7 @@ def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -
         buffer = io.BytesIO()
         picture.save(buffer, "PNG")
         url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-        return GenerateResponse(image=url, width=picture.width, height=picture.height, steps=body.steps,
+        return GenerateResponse(image=url, width=picture.width, height=picture.height, steps=steps,
                                 seed=body.seed, took_ms=_ms_since(start))
 
     # ---- item pictures
@@ -445,11 +598,48 @@ def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits()) -
         picture.convert("RGB").save(buffer, "PNG")
         return Response(buffer.getvalue(), media_type="image/png", headers=IMAGE_CACHE)
 
+    plain_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            _document_limits(plain_openapi(), limits, known_categories)
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
+
+
+def _document_limits(schema: dict, limits: ServiceLimits, categories: Sequence[str]) -> None:
+    """Write the service's limits into its OpenAPI schema, in place: k and steps ranges, text lengths,
+    the known categories and caption styles. Only documentation: the code checks them, each with a
+    one-line message of its own."""
+    for body in schema.get("components", {}).get("schemas", {}).values():
+        for name, prop in body.get("properties", {}).items():
+            branch = next((b for b in prop.get("anyOf", [prop]) if b.get("type") in ("integer", "string")), None)
+            if branch is None:
+                continue
+            if name == "k" and branch["type"] == "integer":
+                branch.update(minimum=1, maximum=limits.max_k)
+            elif name == "steps" and branch["type"] == "integer":
+                branch.update(minimum=1, maximum=limits.max_steps)
+            elif name in ("text", "modify") and branch["type"] == "string":
+                branch["maxLength"] = limits.max_text_chars
+            elif name == "category" and branch["type"] == "string" and categories:
+                branch["enum"] = list(categories)
+            elif name == "style" and branch["type"] == "string":
+                branch["enum"] = list(STYLES)
 
 
 def _image_url(item_id: str) -> str:
     return f"/items/{quote(item_id, safe='/')}/image"
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _ms_since(start: float) -> float:
@@ -469,12 +659,17 @@ def _one_line(exc: RequestValidationError) -> str:
 
 
 def serve(model_dir: str | Path, index_dir: str | Path, host: str = "127.0.0.1", port: int = 8000,
-          limits: ServiceLimits = ServiceLimits(), *, log_level: str = "info") -> None:
+          limits: ServiceLimits = ServiceLimits(), access: ServiceAccess = ServiceAccess(), *,
+          log_level: str = "info") -> None:
     """Load the model and its index (warmed), then answer HTTP on host:port until interrupted.
 
+    Prints a one-line warning to stderr when `host` is not a loopback address and no API key is set.
     Raises ConfigError / DataError (one-line messages) when the model or index cannot be loaded or
     do not belong together.
     """
+    warning = exposure_warning(host, access)
+    if warning:
+        print(warning, file=sys.stderr)
     import uvicorn
 
     from unifashion.index.catalog_index import CatalogIndex
@@ -483,5 +678,5 @@ def serve(model_dir: str | Path, index_dir: str | Path, host: str = "127.0.0.1",
     model = UniFashion.from_pretrained(model_dir)
     index = CatalogIndex.open(Path(index_dir))
     index.warm()
-    app = create_app(CatalogSearch(model, index), limits)
+    app = create_app(CatalogSearch(model, index), limits, access)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -29,9 +29,18 @@ class TextSearchBatcher:
         self.max_batch = max_batch
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # sizes of the latest batches answered
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._closed = False
-        self._thread = threading.Thread(target=self._serve, name="text-search-batcher", daemon=True)
-        self._thread.start()
+        self._closed = True
+        self._thread: threading.Thread | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start the worker; again after close() (an app whose lifespan runs more than once)."""
+        if self._closed:
+            self._queue = queue.SimpleQueue()
+            self._closed = False
+            self._thread = threading.Thread(target=self._serve, args=(self._queue,), name="text-search-batcher",
+                                            daemon=True)
+            self._thread.start()
 
     def __call__(self, query: TextQuery) -> list[SearchHit]:
         if self._closed:
@@ -47,16 +56,16 @@ class TextSearchBatcher:
             self._queue.put(_STOP)
             self._thread.join()
 
-    def _serve(self) -> None:
+    def _serve(self, jobs: queue.SimpleQueue) -> None:
         stop = False
         while not stop:
-            item = self._queue.get()
+            item = jobs.get()
             if item is _STOP:
                 return
             batch = [item]
             while len(batch) < self.max_batch:
                 try:
-                    item = self._queue.get_nowait()
+                    item = jobs.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:

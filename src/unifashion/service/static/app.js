@@ -16,8 +16,33 @@ const state = {
 
 // ---- talking to the API --------------------------------------------------------------------------
 
+// A service started with an API key answers 401: ask for the key (once for requests refused together),
+// keep it for this tab's session and send it as a header from then on.
+let apiKey = sessionStorage.getItem("unifashion-api-key") || "";
+let asking = null; // the pending prompt
+
+function withKey(options) {
+  if (!apiKey) return options;
+  return { ...options, headers: { ...(options.headers || {}), "X-API-Key": apiKey } };
+}
+
+function askForKey() {
+  return Promise.resolve().then(() => {
+    const entered = (window.prompt("This service needs its API key:") || "").trim();
+    if (entered) sessionStorage.setItem("unifashion-api-key", (apiKey = entered));
+  }).finally(() => { asking = null; });
+}
+
+async function send(path, options = {}) {
+  const sentWith = apiKey;
+  const response = await fetch(path, withKey(options));
+  if (response.status !== 401) return response;
+  if (apiKey === sentWith) await (asking = asking || askForKey());
+  return apiKey !== sentWith ? fetch(path, withKey(options)) : response;
+}
+
 async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  const response = await send(path, options);
   let body = null;
   try {
     body = await response.json();
@@ -111,7 +136,7 @@ function refine(hit, modification) {
 }
 
 async function similar(hit) {
-  const picture = await fetch(hit.image_url).then((r) => r.blob());
+  const picture = await send(hit.image_url).then((r) => r.blob());
   runStep(`like ${hit.title || hit.item_id}`, () => postForm("/api/search/image", {
     file: new File([picture], "item.png", { type: picture.type || "image/png" }), k: K, category: category(),
   }), false);
@@ -162,7 +187,15 @@ function card(hit) {
   const node = $("#card-template").content.firstElementChild.cloneNode(true);
   node.dataset.itemId = hit.item_id;
   const img = $("img", node);
-  img.src = hit.image_url;
+  if (apiKey) { // an <img> cannot send the key: fetch the picture with it
+    send(hit.image_url).then((r) => (r.ok ? r.blob() : null)).then((blob) => {
+      if (!blob) return;
+      img.onload = () => URL.revokeObjectURL(img.src);
+      img.src = URL.createObjectURL(blob);
+    });
+  } else {
+    img.src = hit.image_url;
+  }
   img.alt = hit.title || hit.item_id;
   $(".title", node).textContent = hit.title || hit.item_id;
   $(".category", node).textContent = [hit.category, hit.subcategory].filter(Boolean).join(" · ");
@@ -303,7 +336,8 @@ async function start() {
   });
   setUpDrop();
   try {
-    const [health, categories] = await Promise.all([api("/health"), api("/api/categories")]);
+    const categories = await api("/api/categories"); // first: asks for the key when one is needed
+    const health = await api("/health"); // all of it with the key, only the status without
     state.captions = health.captions;
     $("#health").textContent = `${health.items} items · model ${health.model}`;
     $("#generate-steps").max = String(health.limits.max_steps);
