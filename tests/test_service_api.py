@@ -237,7 +237,7 @@ def test_generation_over_its_time_limit_is_stopped(service_search):
 def test_a_busy_model_answers_503(service_search, item, monkeypatch):
     entered, release = threading.Event(), threading.Event()
 
-    def slow_caption(images, style):
+    def slow_caption(images, style, **kwargs):
         entered.set()
         release.wait(10)
         return ["slow"]
