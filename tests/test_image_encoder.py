@@ -163,7 +163,7 @@ def test_preprocess_resizes_whole_image_and_converts_modes(lite0):
 def test_preprocess_bad_input(lite0):
     with pytest.raises(DataError, match="no images"):
         lite0.preprocess([])
-    with pytest.raises(DataError, match="image 1 is a str"):
+    with pytest.raises(DataError, match="image encoder: image 1: expected a PIL image, got str"):
         lite0.preprocess([solid((1, 2, 3)), "shirt.jpg"])
     with pytest.raises(DataError, match="expected pixel values"):
         lite0(torch.zeros(1, 3, 64, 64))

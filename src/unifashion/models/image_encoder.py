@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from unifashion.data.samples import to_rgb
 from unifashion.errors import ConfigError, DataError
 
 Backbone = Literal["efficientnet_lite0", "blip2_vision"]
@@ -121,7 +122,7 @@ class FrozenImageEncoder(nn.Module):
         std = np.asarray(self.std, dtype=np.float32)
         out = np.empty((len(images), s, s, 3), dtype=np.float32)
         for i, image in enumerate(images):
-            rgb = _to_rgb(image, i).resize((s, s), Image.Resampling.BICUBIC)
+            rgb = to_rgb(image, f"image encoder: image {i}").resize((s, s), Image.Resampling.BICUBIC)
             out[i] = (np.asarray(rgb, dtype=np.float32) / 255.0 - mean) / std  # (S, S, 3)
         return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()  # (B, 3, S, S)
 
@@ -275,22 +276,6 @@ def _side(size) -> int:
             raise ConfigError(f"image encoder: only square BLIP-2 inputs are supported, got {list(size)}")
         return int(size[0])
     return int(size)
-
-
-def _to_rgb(image, index: int) -> Image.Image:
-    """RGB copy of a PIL image; transparency is composited onto white (as transformers' convert_to_rgb)."""
-    if not isinstance(image, Image.Image):
-        raise DataError(f"image encoder: image {index} is a {type(image).__name__}, not a PIL image")
-    try:
-        if image.mode == "RGB":
-            return image
-        if "A" in image.getbands() or image.info.get("transparency") is not None:
-            rgba = image.convert("RGBA")
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            return Image.alpha_composite(white, rgba).convert("RGB")
-        return image.convert("RGB")
-    except (ValueError, OSError) as e:
-        raise DataError(f"image encoder: image {index} (mode {image.mode}) cannot be converted to RGB ({e})") from None
 
 
 def _import_geffnet():
