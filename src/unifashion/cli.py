@@ -425,15 +425,18 @@ def ablate(
 def quickstart(
     out: Annotated[Path, typer.Option(help="Folder for the world, the runs, the trained model and the report.")] = Path("quickstart"),
     config: Annotated[str | None, typer.Option(help="Model config: quickstart (default), embedded, tiny or a YAML/JSON file.")] = None,
-    products: Annotated[int | None, typer.Option(min=10, help="Synthetic products.", show_default="1000")] = None,
+    products: Annotated[int | None, typer.Option(min=10, help="Synthetic products (about 70% held out for evaluation).",
+                                                 show_default="4000")] = None,
     image_size: Annotated[int | None, typer.Option("--image-size", min=32, help="World image size.", show_default="128")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=2, show_default="16")] = None,
-    vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, show_default="250")] = None,
+    vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, show_default="300")] = None,
     phase1a_steps: Annotated[int | None, typer.Option("--phase1a-steps", min=1, show_default="200")] = None,
-    phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, show_default="100")] = None,
+    phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, show_default="500")] = None,
     diffusion_steps: Annotated[int | None, typer.Option("--diffusion-steps", min=0,
-                                                        help="Extra q2I-only generator steps after phase 1b.", show_default="200")] = None,
-    phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, show_default="30")] = None,
+                                                        help="Extra q2I-only generator steps after phase 1b.", show_default="600")] = None,
+    phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, show_default="60")] = None,
+    tryon_steps: Annotated[int | None, typer.Option("--tryon-steps", min=0,
+                                                    help="Try-on phase steps (0 skips try-on).", show_default="400")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics summary as JSON.")] = False,
 ) -> None:
@@ -446,7 +449,7 @@ def quickstart(
 
     given = {"model_config": config, "products": products, "image_size": image_size, "batch_size": batch_size,
              "vae_steps": vae_steps, "phase1a_steps": phase1a_steps, "phase1b_steps": phase1b_steps,
-             "diffusion_steps": diffusion_steps, "phase2_steps": phase2_steps}
+             "diffusion_steps": diffusion_steps, "phase2_steps": phase2_steps, "tryon_steps": tryon_steps}
     qc = replace(QuickstartConfig(seed=seed), **{k: v for k, v in given.items() if v is not None})
     with _StageProgress(quiet=as_json and not err.is_terminal) as progress:
         summary = run_quickstart(out, qc, progress=progress, log=lambda line: err.print(line))

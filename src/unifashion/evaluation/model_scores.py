@@ -36,6 +36,15 @@ def image_embeddings(model, refs: Sequence[ImageRef], batch_size: int = 32, prog
 
 
 @torch.no_grad()
+def pooled_image_features(model, images: Sequence, batch_size: int = 32) -> np.ndarray:
+    """(N, D) the frozen image encoder's tokens of each PIL image, averaged: what attribute probes read."""
+    out = []
+    for _, chunk in _batches(list(images), batch_size):
+        out.append(model.image_tokens(list(chunk)).mean(dim=1).float().cpu().numpy())  # (b, D)
+    return np.concatenate(out)  # (N, D)
+
+
+@torch.no_grad()
 def text_embeddings(model, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """(N, E) normalised text embeddings."""
     return np.concatenate([model.encode_text(list(chunk)).text_embeds.float().cpu().numpy()
@@ -44,7 +53,13 @@ def text_embeddings(model, texts: Sequence[str], batch_size: int = 64) -> np.nda
 
 def max_over_queries(image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.ndarray:
     """(N, Q, E) x (T, E) -> (N, T): BLIP-2's image-text score, the best query's dot product."""
-    return np.einsum("nqe,te->nqt", image_embeds, text_embeds).max(axis=1)
+    n, q, e = image_embeds.shape
+    out = np.empty((n, len(text_embeds)), dtype=np.result_type(image_embeds, text_embeds))
+    step = max(1, (1 << 25) // max(1, q * len(text_embeds)))  # images per chunk: ~128 MB of (b, Q, T) scores
+    for start in range(0, n, step):
+        chunk = image_embeds[start:start + step]  # (b, Q, E)
+        out[start:start + step] = (chunk.reshape(-1, e) @ text_embeds.T).reshape(len(chunk), q, -1).max(axis=1)
+    return out  # (N, T)
 
 
 @torch.no_grad()
@@ -67,7 +82,9 @@ def cmr_scores(model, pairs: Sequence[ImageTextPair], batch_size: int = 32,
     if not pairs:
         raise DataError("no image-text pairs to evaluate")
     images = image_embeddings(model, [p.image for p in pairs], batch_size, progress)
-    texts = text_embeddings(model, [p.caption for p in pairs])
+    unique = list(dict.fromkeys(p.caption for p in pairs))  # a product's views share its text: embed it once
+    row = {t: i for i, t in enumerate(unique)}
+    texts = text_embeddings(model, unique)[[row[p.caption] for p in pairs]]  # (N, E)
     return max_over_queries(images, texts)
 
 
@@ -81,12 +98,17 @@ def triplet_query_text(triplet) -> str:
 
 @torch.no_grad()
 def cir_scores(model, root: Path, split: str, category: str, gallery_captions: dict[str, str] | None = None,
-               batch_size: int = 32, progress: ProgressFn | None = None) -> dict:
+               batch_size: int = 32, progress: ProgressFn | None = None, *, max_queries: int | None = None,
+               seed: int = 0) -> dict:
     """Fashion-IQ scores for one category: composed query (reference + "C1 and c2") against the
     category's gallery, by image (max over the gallery's queries) and, when captions are given, by
     the gallery captions. Returns {"image": (Q, G), "caption": (Q, G) | None, "target_index": (Q,)}.
-    The reference image stays in the gallery (the CLIP4Cir / SPRC protocol)."""
+    The reference image stays in the gallery (the CLIP4Cir / SPRC protocol). `max_queries` keeps a
+    seeded random subset of the triplets (in file order), against the whole gallery."""
     triplets = [t for t in fashioniq.load(root, split, category) if t.target_id is not None]
+    if max_queries is not None and len(triplets) > max_queries:
+        keep = np.sort(np.random.default_rng(seed).permutation(len(triplets))[:max_queries])
+        triplets = [triplets[i] for i in keep]
     gallery = fashioniq.load_image_split(root, category, split)
     if not triplets or not gallery:
         raise DataError(f"{root}: no {split} triplets or gallery for category {category}")

@@ -215,6 +215,29 @@ def load_causal_lm(config: CaptionerConfig, tokenizer: Any = None) -> tuple[nn.M
     raise ValueError(f"unknown captioner source {config.source!r}; allowed: 'smollm2_gguf', 'directory', 'random'")
 
 
+def build_caption_tokenizer(texts: Sequence[str], directory: str | Path, vocab_size: int = 1024) -> Path:
+    """A WordPiece tokenizer for a captioner trained from scratch, learnt from `texts` (the training
+    captions) plus the instruction template, saved to `directory` (give it as the random captioner's
+    `path`). A from-scratch LM must only say what its captions say: ~1k pieces instead of BERT's 30,522
+    make the output layer, most of a small captioner's step, ~30x cheaper."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    template = [TEMPLATE_HEAD] + [TEMPLATE_TAIL.format(instruction=f"{i} Key words: .") for i in STYLES.values()]
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, min_frequency=1)
+    tok.train_from_iterator([*texts, *template], trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]",
+                                   eos_token="[EOS]")
+    directory = Path(directory)
+    fast.save_pretrained(str(directory))
+    return directory
+
+
 # --------------------------------------------------------------------------------------------------
 # The captioner
 # --------------------------------------------------------------------------------------------------

@@ -78,6 +78,10 @@ class GeneratorConfig:
     beta_end: float = 0.012  # Stable Diffusion's last beta
     prediction_type: str = "epsilon"  # what the UNet predicts: "epsilon" | "v_prediction" | "sample"
     condition_dropout: float = 0.1  # probability of the learned null condition in training (for CFG)
+    # scratch UNet only: the condition's mean token also enters the timestep embedding (a projection
+    # "class" embedding, FiLM on every resnet), the global signal a small UNet learns to read first;
+    # cross-attention to the 32 tokens stays. Stable Diffusion's UNet has no such input.
+    pooled_condition: bool = False
 
     def __post_init__(self) -> None:
         # JSON gives lists; keep the dataclass hashable and comparable.
@@ -95,6 +99,8 @@ class GeneratorConfig:
             raise ValueError(f"condition_dropout must be in [0, 1], got {self.condition_dropout}")
         if self.prediction_type not in ("epsilon", "v_prediction", "sample"):
             raise ValueError(f"prediction_type must be epsilon, v_prediction or sample, got {self.prediction_type!r}")
+        if self.pooled_condition and self.source != "scratch":
+            raise ValueError("pooled_condition needs the scratch UNet (Stable Diffusion's UNet has no class embedding)")
         if self.num_queries < 1:
             raise ValueError(f"num_queries must be >= 1, got {self.num_queries}")
         if self.source == "scratch":
@@ -166,6 +172,8 @@ def _scratch_unet(c: GeneratorConfig) -> UNet2DConditionModel:
         norm_num_groups=c.norm_num_groups,
         cross_attention_dim=c.cross_attention_dim,
         attention_head_dim=c.attention_head_dim,
+        **({"class_embed_type": "projection", "projection_class_embeddings_input_dim": c.cross_attention_dim}
+           if c.pooled_condition else {}),
     )
 
 
@@ -332,7 +340,8 @@ class Generator(nn.Module):
         sample = noisy_latents
         if extra_channels is not None:
             sample = torch.cat([noisy_latents, extra_channels.to(noisy_latents.dtype)], dim=1)  # (B, C+E, h, w)
-        return self.unet(sample, timesteps, encoder_hidden_states=condition).sample  # (B, C, h, w)
+        pooled = condition.mean(dim=1) if self.config.pooled_condition else None  # (B, Dc)
+        return self.unet(sample, timesteps, encoder_hidden_states=condition, class_labels=pooled).sample  # (B, C, h, w)
 
     def drop_condition(self, condition: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """For training: replace each row by the learned null condition with prob condition_dropout."""
@@ -553,4 +562,5 @@ def _config_from_parts(
         beta_start=scheduler.config.beta_start,
         beta_end=scheduler.config.beta_end,
         prediction_type=scheduler.config.prediction_type,
+        pooled_condition=unet.config.get("class_embed_type") == "projection",
     )

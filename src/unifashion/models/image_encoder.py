@@ -177,6 +177,19 @@ class FrozenImageEncoder(nn.Module):
         return self._identity
 
 
+def image_key(image: Image.Image) -> str:
+    """Content hash: sha256 over mode, size and raw pixel bytes (and the palette, if any)."""
+    if not isinstance(image, Image.Image):
+        raise DataError(f"feature cache: expected a PIL image, got {type(image).__name__}")
+    h = hashlib.sha256()
+    h.update(f"{image.mode}|{image.size[0]}x{image.size[1]}|".encode())
+    if image.mode in ("P", "PA"):
+        h.update(bytes(image.getpalette() or []))
+        h.update(repr(image.info.get("transparency")).encode())
+    h.update(image.tobytes())
+    return h.hexdigest()
+
+
 class FeatureCache:
     """Backbone tokens stored once per image: root/<identity[:16]>/<key[:2]>/<key>.safetensors.
 
@@ -191,16 +204,7 @@ class FeatureCache:
         self.misses = 0  # rows computed by the backbone
 
     def key(self, image: Image.Image) -> str:
-        """Content hash: sha256 over mode, size and raw pixel bytes (and the palette, if any)."""
-        if not isinstance(image, Image.Image):
-            raise DataError(f"feature cache: expected a PIL image, got {type(image).__name__}")
-        h = hashlib.sha256()
-        h.update(f"{image.mode}|{image.size[0]}x{image.size[1]}|".encode())
-        if image.mode in ("P", "PA"):
-            h.update(bytes(image.getpalette() or []))
-            h.update(repr(image.info.get("transparency")).encode())
-        h.update(image.tobytes())
-        return h.hexdigest()
+        return image_key(image)
 
     def path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}.safetensors"

@@ -35,7 +35,8 @@ from unifashion.fileutil import MANIFEST, recover_dir, replace_dir, staging_dir,
 from unifashion.models.adapters import AdapterConfig, TaskAdapters
 from unifashion.models.captioner import STYLES, Captioner, CaptionerConfig
 from unifashion.models.generator import Generator, GeneratorConfig
-from unifashion.models.image_encoder import FeatureCache, FrozenImageEncoder, ImageEncoderConfig
+from unifashion.models.frozen_outputs import FrozenOutputs
+from unifashion.models.image_encoder import FeatureCache, FrozenImageEncoder, ImageEncoderConfig, image_key
 from unifashion.models.qformer import ComposedFeatures, ImageFeatures, QFormer, QFormerConfig, TextFeatures
 
 CONFIG_FILE = "config.json"
@@ -121,6 +122,7 @@ class UniFashion(nn.Module):
                                                    condition_dim=generator.config.cross_attention_dim))
         self.temperature = nn.Parameter(torch.tensor(config.temperature))  # ITC temperature, learnable
         self.feature_cache: FeatureCache | None = None  # set by `use_feature_cache`
+        self.frozen_outputs = FrozenOutputs()  # rows of frozen parts, computed once per input (phases 1b, 2, try-on)
         self._blank_tokens: dict[tuple, torch.Tensor] = {}  # see _blank_canvas_tokens
 
     # ---- construction -------------------------------------------------------------------------
@@ -253,6 +255,43 @@ class UniFashion(nn.Module):
         enc = self.tokenizer(list(texts), padding="longest", truncation=True, max_length=self.config.max_text_length,
                              return_tensors="pt")
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)  # (B, L), (B, L)
+
+    # ---- what frozen parts compute, once per input (training phases that freeze them) -----------
+
+    def frozen_image_queries(self, images: Sequence[Image.Image | str | Path]) -> torch.Tensor:
+        """Z_I (B, 32, H) of a frozen Q-Former, computed once per image (eval mode) while it stays frozen."""
+        pil = _load_images(images)
+        return self.frozen_outputs.rows("image_queries", self.qformer, [image_key(im) for im in pil],
+                                        lambda idx: self.encode_image([pil[i] for i in idx]).query_output)
+
+    def frozen_canvas_queries(self, texts: Sequence[str]) -> torch.Tensor:
+        """The text-only generation condition (B, 32, H) of a frozen Q-Former, once per text."""
+        texts = list(texts)
+        return self.frozen_outputs.rows("canvas_queries", self.qformer, texts,
+                                        lambda idx: self.condition_queries(texts=[texts[i] for i in idx]))
+
+    def frozen_latents(self, images: Sequence[Image.Image | str | Path]) -> torch.Tensor:
+        """Scaled VAE latents (B, C, h, w) of a frozen VAE (posterior mean), once per image."""
+        pil = _load_images(images)
+        return self.frozen_outputs.rows(
+            "latents", self.generator.vae, [image_key(im) for im in pil],
+            lambda idx: self.generator.encode_images(self.generator_pixels([pil[i] for i in idx])))
+
+    def frozen_tryon_inputs(self, samples: Sequence[TryOnSample], *, garment_image: bool = True
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A try-on step's frozen inputs, once per sample: the person's latents (B, C, h, w), the
+        inpainting channels (B, C + 5, h, w) and the condition queries (B, 32, H)."""
+        samples = list(samples)
+        keys = [f"{s.person}|{s.garment}|{s.caption}|{garment_image}" for s in samples]
+        latents = self.frozen_outputs.rows(
+            "tryon_latents", self.generator.vae, keys,
+            lambda idx: self.generator.encode_images(self.generator_pixels([samples[i].person.load() for i in idx])))
+        extra = self.frozen_outputs.rows("tryon_channels", self.generator.vae, keys,
+                                         lambda idx: self.tryon_channels([samples[i] for i in idx]))
+        queries = self.frozen_outputs.rows(
+            "tryon_queries", self.qformer, keys,
+            lambda idx: self.tryon_condition_queries([samples[i] for i in idx], garment_image=garment_image))
+        return latents, extra, queries
 
     # ---- retrieval ----------------------------------------------------------------------------
 

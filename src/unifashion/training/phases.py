@@ -167,20 +167,19 @@ class GenerativeAdaptation:
         # q2I conditions its first `worded` examples on their words (the batch is shuffled)
         worded = round(self.text_condition_fraction * len(texts)) if self.train_diffusion else 0
         imaged_from = 0 if self.train_llm else worded  # ITG needs every image's queries, q2I only the rest
-        with torch.no_grad():  # the Q-Former is frozen in this phase
-            images = batch["image"][imaged_from:]
-            queries = model.encode_image(images).query_output if images else None  # (B - imaged_from, 32, H)
+        # the Q-Former and the VAE are frozen in this phase: their outputs are computed once per image
+        images = batch["image"][imaged_from:]
+        queries = model.frozen_image_queries(images) if images else None  # (B - imaged_from, 32, H)
         out: dict[str, torch.Tensor] = {}
         if self.train_llm:
             lm = model.captioner(model.adapters.soft_prompt(queries), self.caption_style, texts)
             out.update(CaptionLoss()(lm["logits"], lm["labels"]))
         if self.train_diffusion:
-            with torch.no_grad():
-                latents = model.generator.encode_images(model.generator_pixels(batch["image"]))  # (B, C, h, w)
-                parts = [model.condition_queries(texts=texts[:worded])] if worded else []  # (w, 32, H)
-                if queries is not None:
-                    parts.append(queries[worded - imaged_from:])  # (B - w, 32, H)
-                condition = torch.cat(parts)  # (B, 32, H)
+            latents = model.frozen_latents(batch["image"])  # (B, C, h, w)
+            parts = [model.frozen_canvas_queries(texts[:worded])] if worded else []  # (w, 32, H)
+            if queries is not None:
+                parts.append(queries[worded - imaged_from:])  # (B - w, 32, H)
+            condition = torch.cat(parts)  # (B, 32, H)
             out.update(NoisePredictionLoss()(model.generator, latents, model.adapters.condition(condition)))
         return out
 
@@ -224,8 +223,7 @@ class ComposedFinetuning:
                                  list(batch["target_caption"]))
             out.update(CaptionLoss()(lm["logits"], lm["labels"]))
         if self.q2i_weight:
-            with torch.no_grad():
-                latents = model.generator.encode_images(model.generator_pixels(batch["target"]))
+            latents = model.frozen_latents(batch["target"])  # (B, C, h, w), the frozen VAE's, once per image
             out.update(NoisePredictionLoss()(model.generator, latents, model.adapters.condition(composed.queries)))
         return out
 
@@ -258,9 +256,6 @@ class GarmentGeneration:
                  "weight_decay": self.weight_decay}]
 
     def losses(self, model: UniFashion, batch: dict) -> dict[str, torch.Tensor]:
-        samples = batch["sample"]
-        with torch.no_grad():  # the inputs of the UNet come from frozen parts
-            latents = model.generator.encode_images(model.generator_pixels([s.person.load() for s in samples]))
-            extra = model.tryon_channels(samples)  # (B, C + 5, h, w)
-            queries = model.tryon_condition_queries(samples, garment_image=self.garment_image)  # (B, 32, H)
+        # the inputs of the UNet come from frozen parts: computed once per sample
+        latents, extra, queries = model.frozen_tryon_inputs(batch["sample"], garment_image=self.garment_image)
         return NoisePredictionLoss()(model.generator, latents, model.adapters.condition(queries), extra_channels=extra)

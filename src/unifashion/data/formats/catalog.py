@@ -12,6 +12,9 @@ The reader returns `ImageTextPair` with caption=description, title=title and
 extra={"detailed": ..., "attributes": {...}, "view": {...} or None}.
 The writer writes `images/{item_id}.png` at once and `catalog.jsonl` (keys sorted, one line per
 item, in the order added) under a temporary name, renamed on close.
+
+Optionally `vocabulary.json`: {attribute: {value: [phrase, ...]}}, the phrases the texts use to
+name each value (read by `load_vocabulary`, used by `evaluation.attributes`).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from unifashion.data.samples import ImageRef, ImageTextPair
 from unifashion.errors import DataError
 
 FILENAME = "catalog.jsonl"
+VOCABULARY_FILE = "vocabulary.json"
 SPLITS = ("train", "val", "test")
 STRING_KEYS = ("item_id", "product_id", "category", "subcategory", "split", "image", "title", "description",
                "detailed")
@@ -64,6 +68,24 @@ def _record_problem(rec) -> str | None:
     if rel.is_absolute() or ".." in rel.parts:
         return f"'image' must be a path inside the folder, got {rec['image']!r}"
     return None
+
+
+def load_vocabulary(root: Path) -> dict[str, dict[str, list[str]]] | None:
+    """The catalog's vocabulary.json ({attribute: {value: [phrase, ...]}}), or None when absent."""
+    path = Path(root) / VOCABULARY_FILE
+    if not path.is_file():
+        return None
+    try:
+        vocab = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not a readable JSON file ({str(e).splitlines()[0]})") from None
+    if not (isinstance(vocab, dict) and all(
+            isinstance(attr, str) and isinstance(values, dict) and all(
+                isinstance(v, str) and isinstance(ps, list) and all(isinstance(p, str) and p for p in ps)
+                for v, ps in values.items())
+            for attr, values in vocab.items())):
+        raise DataError(f"{path}: expected {{attribute: {{value: [non-empty phrase, ...]}}}} of strings")
+    return vocab
 
 
 def load(root: Path, split: str | None = None, *, skip_bad: bool = False, report: LoadReport | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unifashion.data.synthetic.taxonomy import COLOURS, GarmentSpec
+from unifashion.data.synthetic.taxonomy import COLOURS, SUBCATEGORY_TO_CATEGORY, GarmentSpec
 
 SUBCATEGORY_SYNONYMS: dict[str, tuple[str, ...]] = {
     "t-shirt": ("t-shirt", "tee", "t-shirt"),
@@ -88,6 +88,36 @@ TRIM_PART = {
 BRANDS = ("Northline", "Atelier Vey", "Mono Studio", "Ferro & Sons", "Lumen", "Okra", "Palme")
 
 
+# Pattern words the templates use outside PATTERN_ADJECTIVE (detailed(), PATTERN_PHRASE).
+PATTERN_WORDS = {
+    "solid": ("solid", "plain", "unpatterned"),
+    "stripes": ("stripes",),
+    "dots": ("dot", "dots"),
+    "checks": ("checks",),
+    "floral": ("flower",),
+    "graphic print": ("graphic print",),
+}
+
+
+def vocabulary() -> dict[str, dict[str, list[str]]]:
+    """Every phrase the texts use to name each value: {attribute: {value: [phrase, ...]}}.
+
+    Attributes: "category" (every subcategory synonym of it), "subcategory", "colour" and "pattern".
+    Lower-case, no empty strings, no duplicates, sorted; `unifashion synth` writes it as
+    catalog/vocabulary.json for `evaluation.attributes`.
+    """
+    def clean(words) -> list[str]:
+        return sorted({w.lower() for w in words if w})
+
+    subcategory = {sub: clean(words) for sub, words in SUBCATEGORY_SYNONYMS.items()}
+    category: dict[str, list[str]] = {}
+    for sub, words in subcategory.items():
+        category[SUBCATEGORY_TO_CATEGORY[sub]] = clean([*category.get(SUBCATEGORY_TO_CATEGORY[sub], []), *words])
+    pattern = {p: clean([*PATTERN_ADJECTIVE[p], *PATTERN_WORDS[p]]) for p in PATTERN_ADJECTIVE}
+    return {"category": category, "subcategory": subcategory, "colour": {c: [c] for c in COLOURS},
+            "pattern": pattern}
+
+
 def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
     return options[int(rng.integers(len(options)))]
 
@@ -121,7 +151,10 @@ def description(spec: GarmentSpec, rng: np.random.Generator) -> str:
     noun = _pick(rng, SUBCATEGORY_SYNONYMS[spec.subcategory])
     lead = [_pick(rng, SLEEVE_PHRASE[a["sleeve"]])] if "sleeve" in a else []
     lead.append(_pick(rng, MATERIAL_PHRASE[a["material"]]))
-    first = f"{' '.join(lead).capitalize()} {noun} in {a['colour']}."
+    words = " ".join(lead).split()
+    if words[-1] == noun.split()[0]:  # "denim" + "denim jeans": say it once
+        words.pop()
+    first = f"{' '.join([*words, noun]).capitalize()} in {a['colour']}."
     rest = [f"{_pick(rng, PATTERN_PHRASE[a['pattern']])}."]
     if "neckline" in a:
         rest.append(f"{_pick(rng, NECKLINE_PHRASE[a['neckline']]).capitalize()}.")

@@ -1,7 +1,8 @@
 """Write the synthetic fashion world to disk in every release format the loaders read.
 
 Layout of `out/`:
-  catalog/      our JSONL catalog with ground-truth attributes and all three text styles
+  catalog/      our JSONL catalog with ground-truth attributes and all three text styles, plus
+                vocabulary.json (the phrases naming each category, colour and pattern)
   fashiongen/   fashiongen_{S}_{S}_{train,validation}.h5
   fashion200k/  labels/*_detect_all.txt, women/... images, test_queries.txt
   fashioniq/    captions/, image_splits/, images/
@@ -30,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from unifashion import __version__
-from unifashion.data.formats.catalog import CatalogWriter
+from unifashion.data.formats.catalog import VOCABULARY_FILE, CatalogWriter
 from unifashion.data.formats.fashion200k import Fashion200kWriter
 from unifashion.data.formats.fashiongen import FashionGenWriter
 from unifashion.data.formats.fashioniq import FashionIQWriter
@@ -38,7 +39,7 @@ from unifashion.data.formats.vitonhd import VitonHDWriter
 from unifashion.data.synthetic import render
 from unifashion.data.synthetic.catalog import Catalog, CatalogConfig, Product, build_catalog
 from unifashion.data.synthetic.taxonomy import FASHION200K_CATEGORY, FASHIONIQ_CATEGORY, WEARABLE_CATEGORIES
-from unifashion.data.synthetic.texts import BRANDS
+from unifashion.data.synthetic.texts import BRANDS, vocabulary
 from unifashion.errors import ConfigError
 
 FORMAT_DIRS = ("catalog", "fashiongen", "fashion200k", "fashioniq", "vitonhd")
@@ -176,6 +177,7 @@ def write_world(out: Path, config: WorldConfig, *, overwrite: bool = False,
     fiq.close()
     f200k.close()
     cat_writer.close()
+    (tmp / "catalog" / VOCABULARY_FILE).write_text(json.dumps(vocabulary(), indent=1, sort_keys=True) + "\n")
 
     manifest = _manifest(config, catalog, n_images, stems_by_split)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
