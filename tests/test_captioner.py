@@ -236,3 +236,20 @@ def test_embedded_smollm2_loads_from_cache_and_generates():
     texts = model.generate(prefix, "short")
     assert len(texts) == 1 and isinstance(texts[0], str) and texts[0]
     print(f"embedded SmolLM2: load {load_s:.1f} s, caption {texts[0]!r}")
+
+
+def test_caption_tokenizer_is_small_and_says_the_captions(tmp_path):
+    """The from-scratch captioner's tokenizer: learnt from the captions, a few hundred pieces, the
+    template without unknown pieces, and a caption decodes back to its words."""
+    texts = ["Cotton jacket in blue. Classic collar. Contrast trim in grey.",
+             "a red striped dress made of silk with long sleeves", "navy wool coat", *ANSWERS]
+    directory = cap.build_caption_tokenizer(texts, tmp_path / "tok", vocab_size=300)
+    tok = __import__("transformers").AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    assert len(tok) <= 300 and tok.eos_token == "[EOS]" and tok.pad_token == "[PAD]"
+    for style in STYLES:
+        ids = tok(TEMPLATE_TAIL.format(instruction=STYLES[style]), add_special_tokens=False)["input_ids"]
+        assert tok.unk_token_id not in ids
+    ids = tok(texts[0], add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == texts[0].lower()
+    model = Captioner(CaptionerConfig(source="random", path=str(directory), random_config=TINY))
+    assert model.lm.get_input_embeddings().num_embeddings == len(tok)

@@ -31,7 +31,7 @@ def test_quickstart_help_states_the_real_defaults():
     result = runner.invoke(app, ["quickstart", "--help"], env={"COLUMNS": "400"})
     text = " ".join(result.output.split())
     for name in ("products", "image_size", "batch_size", "vae_steps", "phase1a_steps", "phase1b_steps",
-                 "diffusion_steps", "phase2_steps"):
+                 "diffusion_steps", "phase2_steps", "tryon_steps"):
         option = "--" + name.replace("_", "-")
         assert option in text
         shown = re.search(r"\[default: \(?(\d+)\)?\]", text.split(option, 1)[1])  # click writes a string default as (N)

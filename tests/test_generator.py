@@ -316,3 +316,30 @@ def test_bad_config():
         GeneratorConfig(condition_dropout=1.5)
     with pytest.raises(ValueError, match="diffusers directory"):
         Generator(GeneratorConfig(source="stable_diffusion", path="/nonexistent"))
+
+
+def test_pooled_condition_enters_the_timestep_embedding_and_round_trips(tmp_path):
+    """With pooled_condition the condition's mean is a projection class embedding: a condition whose
+    tokens are permuted keeps it, and zeroing the UNet's cross-attention still leaves the output
+    dependent on the condition (through the pooled path alone)."""
+    config = dataclasses.replace(TINY, pooled_condition=True)
+    g = make(config)
+    assert g.unet.config.class_embed_type == "projection"
+    z, t = torch.randn(B, C, h, h), torch.tensor([10, 500])
+    for m in g.unet.modules():  # cut cross-attention: only the pooled path reads the condition
+        if hasattr(m, "attn2"):
+            m.attn2.to_out[0].weight.data.zero_()
+            m.attn2.to_out[0].bias.data.zero_()
+    with torch.no_grad():
+        a, b = g(z, t, cond(seed=1)), g(z, t, cond(seed=3))
+        assert not torch.allclose(a, b)
+    g.save_pretrained(tmp_path / "g")
+    loaded = Generator.from_pretrained(tmp_path / "g")
+    assert loaded.config.pooled_condition
+    with torch.no_grad():
+        assert torch.equal(loaded(z, t, cond(seed=1)), a)
+
+
+def test_pooled_condition_needs_the_scratch_unet():
+    with pytest.raises(ValueError, match="pooled_condition"):
+        GeneratorConfig(source="stable_diffusion", path="/sd", pooled_condition=True)

@@ -188,3 +188,50 @@ def test_garment_generation_trains_the_inpainting_unet_on_tryon_samples(small_wo
     assert torch.allclose(queries[1], model.condition_queries([first[1].garment.load()])[0], atol=1e-6)
     with pytest.raises(DataError, match="needs a caption"):
         model.tryon_condition_queries(mixed, garment_image=False)
+
+
+def test_phase1b_step_reads_the_frozen_qformer_and_vae_once_per_image(batches):
+    """Phase 1b freezes the Q-Former and the VAE: a second step on the same images calls neither, and
+    its loss equals the loss of a model that computes them fresh (cache cleared)."""
+    torch.manual_seed(0)
+    model = UniFashion.from_config("tiny").train()
+    phase = GenerativeAdaptation()
+    phase.parameter_groups(model)
+    calls = {"qformer": 0, "vae": 0}
+    hooks = [model.qformer.qformer.register_forward_hook(lambda *a: calls.__setitem__("qformer", calls["qformer"] + 1)),
+             model.generator.vae.encoder.register_forward_hook(lambda *a: calls.__setitem__("vae", calls["vae"] + 1))]
+
+    def step():
+        torch.manual_seed(1)  # the same noise, timesteps and condition dropout
+        return {k: v.item() for k, v in phase.losses(model, batches[0]).items()}
+
+    first = step()
+    assert calls["qformer"] > 0 and calls["vae"] > 0
+    calls.update(qformer=0, vae=0)
+    second = step()
+    assert calls == {"qformer": 0, "vae": 0}, calls
+    assert model.frozen_outputs.hits > 0
+    model.frozen_outputs.clear()
+    fresh = step()
+    assert second == first == fresh
+    for h in hooks:
+        h.remove()
+
+
+def test_frozen_outputs_are_recomputed_for_a_part_that_trains():
+    from unifashion.models.frozen_outputs import FrozenOutputs
+
+    layer = torch.nn.Linear(3, 2)
+    cache, seen = FrozenOutputs(), []
+
+    def compute(idx):
+        seen.append(list(idx))
+        return layer(torch.ones(len(idx), 3))
+
+    cache.rows("x", layer, ["a", "b"], compute)  # trainable: computed, not stored
+    cache.rows("x", layer, ["a", "b"], compute)
+    assert seen == [[0, 1], [0, 1]] and cache.hits == 0
+    layer.requires_grad_(False)
+    cache.rows("x", layer, ["a", "b", "a"], compute)  # frozen: each key once
+    rows = cache.rows("x", layer, ["b", "a"], compute)
+    assert seen[2:] == [[0, 1]] and rows.shape == (2, 2) and cache.hits == 3

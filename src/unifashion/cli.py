@@ -433,10 +433,10 @@ def quickstart(
     phase1a_steps: Annotated[int | None, typer.Option("--phase1a-steps", min=1, show_default="200")] = None,
     phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, show_default="500")] = None,
     diffusion_steps: Annotated[int | None, typer.Option("--diffusion-steps", min=0,
-                                                        help="Extra q2I-only generator steps after phase 1b.", show_default="600")] = None,
+                                                        help="Extra q2I-only generator steps after phase 1b.", show_default="400")] = None,
     phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, show_default="60")] = None,
     tryon_steps: Annotated[int | None, typer.Option("--tryon-steps", min=0,
-                                                    help="Try-on phase steps (0 skips try-on).", show_default="400")] = None,
+                                                    help="Try-on phase steps (0 skips try-on).", show_default="300")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics summary as JSON.")] = False,
 ) -> None:

@@ -30,7 +30,8 @@ from unifashion.data.synthetic.world import WorldConfig, write_world
 from unifashion.evaluation import sheets
 from unifashion.evaluation.evaluate import (EvalCache, EvalConfig, EvalDetails, evaluate_world, evaluation_meta,
                                             first_view_per_product)
-from unifashion.evaluation.model_scores import image_embeddings, max_over_queries, text_embeddings, triplet_query_text
+from unifashion.evaluation.model_scores import (image_embeddings, max_over_queries, said_captions, text_embeddings,
+                                               triplet_query_text)
 from unifashion.evaluation.report import write_eval_report
 from unifashion.index.build import build_index, items_from_data
 from unifashion.evaluation.sources import find_sources
@@ -62,9 +63,9 @@ class QuickstartConfig:
     vae_steps: int = 300
     phase1a_steps: int = 200
     phase1b_steps: int = 500
-    diffusion_steps: int = 600  # extra q2I-only steps after phase 1b (0 skips them)
+    diffusion_steps: int = 400  # extra q2I-only steps after phase 1b (0 skips them)
     phase2_steps: int = 60
-    tryon_steps: int = 400  # 0 skips the try-on phase and its evaluation
+    tryon_steps: int = 300  # 0 skips the try-on phase and its evaluation
     caption_vocab: int = 1024  # word pieces of the from-scratch captioner's tokenizer
     vae: phases.AutoencoderPretraining = phases.AutoencoderPretraining()
     # ITM stays at chance (0.636) for 100 steps of this budget while costing ~70% of each step: off here
@@ -258,7 +259,7 @@ def composed_rows(model, world: Path, gallery_captions: dict[str, str], category
         q = model.encode_composed([t.reference.load() for t in triplets], texts).composed_embeds.float().cpu().numpy()
     scores = np.einsum("qe,gke->qgk", q, g).max(axis=2)  # (n, G)
     if all(name in gallery_captions for name in gallery):
-        scores = combine_scores(scores, q @ text_embeddings(model, [gallery_captions[x] for x in gallery]).T)
+        scores = combine_scores(scores, q @ text_embeddings(model, said_captions(gallery_captions, gallery)).T)
     rows = []
     for r, (t, text) in enumerate(zip(triplets, texts)):
         order = np.argsort(-scores[r], kind="stable")

