@@ -225,3 +225,20 @@ def test_serve_on_a_busy_port_is_one_line(built):
         busy.listen()
         code, _, output = invoke("serve", "--index", built[0], "--port", busy.getsockname()[1])
     assert code != 0 and "cannot listen on 127.0.0.1" in output
+
+
+def test_an_empty_caption_is_indexed_as_the_empty_caption_mark(small_world, tmp_path, monkeypatch):
+    """A model may say nothing about an image: the index keeps the empty caption and embeds "-"."""
+    from unifashion.index.build import build_index, items_from_data
+    from unifashion.models.captioner import EMPTY_CAPTION
+    from unifashion.models.unified import UniFashion
+
+    model = UniFashion.from_config("tiny")
+    items = items_from_data(small_world[0])[:3]
+    monkeypatch.setattr(model, "caption", lambda images, style, **kw: [""] * len(images))
+    embedded = []
+    original = model.encode_text
+    monkeypatch.setattr(model, "encode_text", lambda texts: embedded.extend(texts) or original(texts))
+    index = build_index(model, items, tmp_path / "idx", model_source="tiny", batch_size=4)
+    assert len(index) == 3 and [it.caption for it in index.items()] == ["", "", ""]
+    assert embedded == [EMPTY_CAPTION] * 3

@@ -37,6 +37,7 @@ from unifashion.data.synthetic.taxonomy import COLOURS
 from unifashion.errors import ConfigError, DataError
 from unifashion.evaluation.model_scores import cir_scores, cmr_scores, paired_scores, pooled_image_features
 from unifashion.evaluation.protocols import cmr_full, cmr_sample100, combine_scores, fashioniq_recall, fashioniq_summary
+from unifashion.models.captioner import said
 from unifashion.evaluation.sources import (EVAL_SPLITS, EvalSources, fashioniq_categories, find_sources,
                                            tryon_samples)
 
@@ -279,7 +280,7 @@ def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
         for start in range(0, len(items), config.batch_size):
             chunk = items[start:start + config.batch_size]
             texts = model.caption([p.image.load() for p in chunk], style, max_new_tokens=config.max_new_tokens)
-            predictions.update({p.item_id: t if t.strip() else "-" for p, t in zip(chunk, texts)})
+            predictions.update({p.item_id: said(t) for p, t in zip(chunk, texts)})
             if progress:
                 progress("captioning", start + len(chunk), len(items))
         scores = caption_scores(predictions, {p.item_id: [p.caption] for p in items})

@@ -89,9 +89,10 @@ def cmr_scores(model, pairs: Sequence[ImageTextPair], batch_size: int = 32,
 
 
 def said_captions(captions: dict[str, str], names: Sequence[str]) -> list[str]:
-    """The captions of `names`; a model may say nothing about an image: "-" stands for that empty
-    caption (as in the caption metrics), so that it can be embedded and scored."""
-    return [captions[n] if captions[n].strip() else "-" for n in names]
+    """The captions of `names` as text to embed (models.captioner.said: a model may say nothing)."""
+    from unifashion.models.captioner import said
+
+    return [said(captions[n]) for n in names]
 
 
 def triplet_query_text(triplet) -> str:

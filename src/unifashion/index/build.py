@@ -22,6 +22,7 @@ from unifashion.errors import DataError
 from unifashion.fileutil import recover_dir, replace_dir, staging_dir
 from unifashion.index.catalog_index import CatalogIndex, CatalogItem, model_fingerprint
 from unifashion.index.vector_index import AnnConfig
+from unifashion.models.captioner import said
 
 ProgressFn = Callable[[str, int, int], None]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -150,7 +151,7 @@ def embed_items(model, items: Sequence[CatalogItem], work: Path, *, captions: bo
             if captions:
                 texts = model.caption(images, "detailed", max_new_tokens=max_new_tokens)
                 caption_texts.extend(texts)
-                caption_vectors.append(model.encode_text(texts).text_embeds.float().cpu().numpy())  # (b, E)
+                caption_vectors.append(model.encode_text([said(t) for t in texts]).text_embeds.float().cpu().numpy())  # (b, E)
             if progress:
                 progress("embed catalog", c + b + min(batch_size, len(part) - b), len(items))
         q, e = model.qformer.config.num_query_tokens, model.qformer.config.embed_dim

@@ -215,6 +215,14 @@ def load_causal_lm(config: CaptionerConfig, tokenizer: Any = None) -> tuple[nn.M
     raise ValueError(f"unknown captioner source {config.source!r}; allowed: 'smollm2_gguf', 'directory', 'random'")
 
 
+EMPTY_CAPTION = "-"  # what stands for a caption the model left empty, wherever a caption is embedded or scored
+
+
+def said(caption: str) -> str:
+    """A caption as text to embed or score: EMPTY_CAPTION when the model said nothing."""
+    return caption if caption.strip() else EMPTY_CAPTION
+
+
 def build_caption_tokenizer(texts: Sequence[str], directory: str | Path, vocab_size: int = 1024) -> Path:
     """A WordPiece tokenizer for a captioner trained from scratch, learnt from `texts` (the training
     captions) plus the instruction template, saved to `directory` (give it as the random captioner's
