@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from unifashion.data.formats import catalog, fashioniq, vitonhd
+from unifashion.data.formats import catalog, fashioniq
 from unifashion.data.samples import ImageRef
 from unifashion.data.synthetic.catalog import CatalogConfig
 from unifashion.data.synthetic.world import WorldConfig, write_world
