@@ -9,12 +9,13 @@ TINY = GeneratorConfig(image_size=16, num_queries=4, vae_block_out_channels=(8, 
 
 
 def test_reconstruction_loss_is_known_for_an_identity_decoder():
-    loss = AutoencoderLoss(kl_weight=0.0)
-
     class Identity(torch.nn.Module):  # a "VAE" whose posterior is exact and whose decoder is the identity
         def encode(self, x):
             class Dist:
                 def sample(self, generator=None):
+                    return x
+
+                def mode(self):
                     return x
 
                 def kl(self):
@@ -25,8 +26,19 @@ def test_reconstruction_loss_is_known_for_an_identity_decoder():
             return type("Out", (), {"sample": z})()
 
     pixels = torch.rand(2, 3, 8, 8) * 2 - 1
-    out = loss(Identity(), pixels)
-    assert out["recon_loss"].item() == 0.0 and out["kl_loss"].item() == 0.0
+    for sample_posterior in (False, True):
+        out = AutoencoderLoss(kl_weight=0.0, sample_posterior=sample_posterior)(Identity(), pixels)
+        assert out["recon_loss"].item() == 0.0 and out["kl_loss"].item() == 0.0
+
+
+def test_the_mean_is_decoded_unless_sampling_is_asked_for():
+    torch.manual_seed(0)
+    vae = Generator(TINY).vae
+    pixels = torch.rand(2, 3, 16, 16) * 2 - 1
+    mean = AutoencoderLoss()(vae, pixels)["recon_loss"]
+    assert AutoencoderLoss()(vae, pixels)["recon_loss"].item() == mean.item()  # deterministic
+    sampled = AutoencoderLoss(sample_posterior=True)(vae, pixels, generator=torch.Generator().manual_seed(0))
+    assert sampled["recon_loss"].item() != mean.item()
 
 
 def test_vae_learns_to_reconstruct():

@@ -60,7 +60,7 @@ class QuickstartConfig:
     seed: int = 0
     batch_size: int = 16  # the Q-Former phases (1a, 2) and the VAE
     generator_batch_size: int = 32  # the phases whose frozen inputs are cached (1b, q2I-only, try-on)
-    vae_steps: int = 300
+    vae_steps: int = 900
     phase1a_steps: int = 200
     phase1b_steps: int = 500
     diffusion_steps: int = 400  # extra q2I-only steps after phase 1b (0 skips them)

@@ -12,14 +12,19 @@ from torch import nn
 
 
 class AutoencoderLoss(nn.Module):
-    def __init__(self, kl_weight: float = 1e-6):
+    def __init__(self, kl_weight: float = 1e-6, sample_posterior: bool = False):
         super().__init__()
         self.kl_weight = kl_weight  # LDM's KL-f8 uses 1e-6: the KL only regularises the scale
+        # LDM decodes posterior samples; a fresh VAE's posterior starts at unit variance, and with a 1e-6 KL
+        # that noise drowns the latent for hundreds of steps: at the quickstart's budget reconstructions
+        # of samples keep 14% of the garments' colour, of the mean 50% (scripts/vae_hue.py, 900 steps).
+        # The generator encodes with the mean, so training on it matches what the UNet sees.
+        self.sample_posterior = sample_posterior
 
     def forward(self, vae: AutoencoderKL, pixels: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         """pixels (B, 3, H, W) in [-1, 1] -> {"recon_loss", "kl_loss"} (kl already weighted)."""
         posterior = vae.encode(pixels).latent_dist
-        z = posterior.sample(generator=generator)  # (B, C, h, w)
+        z = posterior.sample(generator=generator) if self.sample_posterior else posterior.mode()  # (B, C, h, w)
         recon = vae.decode(z).sample  # (B, 3, H, W)
         recon_loss = F.l1_loss(recon, pixels) + F.mse_loss(recon, pixels)
         kl_loss = posterior.kl().mean() / pixels[0].numel()  # per pixel, like the reconstruction terms
