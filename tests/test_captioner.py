@@ -153,6 +153,28 @@ def test_batched_generation_equals_per_item(tokenizer):
     assert len(beams) == 3 and all(isinstance(b, str) for b in beams)
 
 
+def _repeats_a_trigram(ids: list[int]) -> bool:
+    grams = [tuple(ids[i:i + 3]) for i in range(len(ids) - 2)]
+    return len(set(grams)) < len(grams)
+
+
+def test_decoding_never_repeats_a_trigram_unless_told_to(tokenizer):
+    prefixes = torch.randn(6, 4, 32, generator=torch.Generator().manual_seed(0))
+
+    def generated_ids(model):  # the token ids the LM produced (decoded text does not re-tokenise to them)
+        seen, generate = [], model.lm.generate
+        model.lm.generate = lambda *a, **k: seen.append(generate(*a, **k)) or seen[-1]
+        model.generate(prefixes, "short", max_new_tokens=20)
+        return seen[0].tolist()
+
+    free = generated_ids(make(tokenizer, seed=3, no_repeat_ngram_size=0))
+    banned = generated_ids(make(tokenizer, seed=3))  # the default: 3
+    assert any(_repeats_a_trigram(i) for i in free)  # the untrained LM loops when it may
+    assert not any(_repeats_a_trigram(i) for i in banned)
+    with pytest.raises(ValueError, match="no_repeat_ngram_size"):
+        CaptionerConfig(no_repeat_ngram_size=-1)
+
+
 def test_lora_round_trip_gives_identical_logits(tokenizer, tmp_path):
     trained = make(tokenizer, seed=4)
     for n, p in trained.named_parameters():  # make the adapter non-trivial (lora_B starts at 0)

@@ -429,7 +429,7 @@ def quickstart(
                                                  show_default="4000")] = None,
     image_size: Annotated[int | None, typer.Option("--image-size", min=32, help="World image size.", show_default="128")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=2, show_default="16")] = None,
-    vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, show_default="300")] = None,
+    vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, show_default="900")] = None,
     phase1a_steps: Annotated[int | None, typer.Option("--phase1a-steps", min=1, show_default="200")] = None,
     phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, show_default="500")] = None,
     diffusion_steps: Annotated[int | None, typer.Option("--diffusion-steps", min=0,

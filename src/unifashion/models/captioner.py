@@ -80,6 +80,14 @@ class CaptionerConfig:
     lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names LoRA wraps
     random_config: dict | None = None  # source="random": LlamaConfig kwargs (vocab_size defaults to the tokenizer's)
     max_new_tokens: int = 48  # generation length cap when generate() is not given one
+    # decoding never repeats a token n-gram of this length (0: off). A small LM decoding greedily falls into
+    # loops ("knit knit knit ..."); a product description has no reason to say a 3-gram twice
+    no_repeat_ngram_size: int = 3
+
+    def __post_init__(self) -> None:
+        if isinstance(self.no_repeat_ngram_size, bool) or not isinstance(self.no_repeat_ngram_size, int) \
+                or self.no_repeat_ngram_size < 0:
+            raise ValueError(f"captioner.no_repeat_ngram_size must be an integer >= 0, got {self.no_repeat_ngram_size!r}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -446,17 +454,20 @@ class Captioner(nn.Module):
         self.eval()
         try:
             beam_kwargs = {"num_beams": num_beams, "early_stopping": True} if num_beams > 1 else {}
-            out = self.lm.generate(
-                inputs_embeds=inputs_embeds,
-                attention_mask=attention_mask,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                **beam_kwargs,
-                eos_token_id=self.eos_token_id,
-                pad_token_id=self.pad_token_id,
-                use_cache=use_cache,
-                max_time=max_seconds,
-            )  # (B, new) — with inputs_embeds only the new tokens come back
+            with warnings.catch_warnings():  # "n-gram constraints only to newly generated tokens": as meant
+                warnings.filterwarnings("ignore", message=".*no_repeat_ngram_size.*")
+                out = self.lm.generate(
+                    inputs_embeds=inputs_embeds,
+                    attention_mask=attention_mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    **beam_kwargs,
+                    eos_token_id=self.eos_token_id,
+                    pad_token_id=self.pad_token_id,
+                    use_cache=use_cache,
+                    max_time=max_seconds,
+                    no_repeat_ngram_size=self.config.no_repeat_ngram_size,
+                )  # (B, new) — with inputs_embeds only the new tokens come back
         finally:
             self.train(was_training)
         # 3. text up to EOS
