@@ -158,7 +158,7 @@ def _repeats_a_trigram(ids: list[int]) -> bool:
     return len(set(grams)) < len(grams)
 
 
-def test_decoding_never_repeats_a_trigram_unless_told_to(tokenizer):
+def test_decoding_never_loops_unless_told_to(tokenizer):
     prefixes = torch.randn(6, 4, 32, generator=torch.Generator().manual_seed(0))
 
     def generated_ids(model):  # the token ids the LM produced (decoded text does not re-tokenise to them)
@@ -167,10 +167,11 @@ def test_decoding_never_repeats_a_trigram_unless_told_to(tokenizer):
         model.generate(prefixes, "short", max_new_tokens=20)
         return seen[0].tolist()
 
-    free = generated_ids(make(tokenizer, seed=3, no_repeat_ngram_size=0))
-    banned = generated_ids(make(tokenizer, seed=3))  # the default: 3
-    assert any(_repeats_a_trigram(i) for i in free)  # the untrained LM loops when it may
-    assert not any(_repeats_a_trigram(i) for i in banned)
+    free = generated_ids(make(tokenizer, seed=3, no_repeat_ngram_size=0, no_immediate_repeat=False))
+    banned = generated_ids(make(tokenizer, seed=3))  # the defaults: no repeated 3-gram, no token twice in a row
+    stutters = lambda ids: any(a == b for a, b in zip(ids, ids[1:]))
+    assert any(_repeats_a_trigram(i) for i in free) and any(stutters(i) for i in free)  # it loops when it may
+    assert not any(_repeats_a_trigram(i) or stutters(i) for i in banned)
     with pytest.raises(ValueError, match="no_repeat_ngram_size"):
         CaptionerConfig(no_repeat_ngram_size=-1)
 

@@ -101,9 +101,28 @@ def test_multiscale_tokens_add_early_stages(lite0):
     assert multi.identity != lite0.identity
 
 
+def test_colour_tokens_add_each_patch_colour_histogram(lite0):
+    """tokens: multiscale_colour = each 32x32 patch's joint RGB histogram (4^3 bins, layer-normed) before
+    the multiscale parts; a patch of one colour has all its pixels in that colour's bin."""
+    colour = FrozenImageEncoder(ImageEncoderConfig(tokens="multiscale_colour"))
+    multi = FrozenImageEncoder(ImageEncoderConfig(tokens="multiscale"))
+    image = np.zeros((128, 128, 3), np.uint8)
+    image[:, :64] = (255, 0, 0)  # left half red, right half black
+    x = colour.preprocess([Image.fromarray(image)])
+    tokens = colour(x)  # (1, 16, 1616)
+    assert tokens.shape == (1, 16, 64 + 1552) and colour.hidden_size == 1616
+    torch.testing.assert_close(tokens[..., 64:], multi(x))
+    red_bin, black_bin = (3 * 4 + 0) * 4 + 0, 0
+    grid = tokens[0, :, :64].argmax(-1).view(4, 4)  # each patch's fullest bin
+    assert (grid[:, :2] == red_bin).all() and (grid[:, 2:] == black_bin).all()
+    assert colour.identity not in (multi.identity, lite0.identity)
+
+
 def test_multiscale_tokens_need_efficientnet():
     with pytest.raises(ConfigError, match="multiscale"):
         ImageEncoderConfig(backbone="blip2_vision", random_init=True, tokens="multiscale")
+    with pytest.raises(ConfigError, match="multiscale_colour"):
+        ImageEncoderConfig(backbone="blip2_vision", random_init=True, tokens="multiscale_colour")
 
 
 def test_encoder_is_frozen(lite0):

@@ -83,6 +83,8 @@ class CaptionerConfig:
     # decoding never repeats a token n-gram of this length (0: off). A small LM decoding greedily falls into
     # loops ("knit knit knit ..."); a product description has no reason to say a 3-gram twice
     no_repeat_ngram_size: int = 3
+    # nor say a token twice in a row ("brown brown brown" is the first time that 3-gram occurs)
+    no_immediate_repeat: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.no_repeat_ngram_size, bool) or not isinstance(self.no_repeat_ngram_size, int) \
@@ -257,6 +259,16 @@ def build_caption_tokenizer(texts: Sequence[str], directory: str | Path, vocab_s
 # --------------------------------------------------------------------------------------------------
 # The captioner
 # --------------------------------------------------------------------------------------------------
+
+
+class _NoImmediateRepeat:
+    """A transformers logits processor: the token just generated cannot come next. With inputs_embeds
+    generate() hands it only the new tokens, so the first step has nothing to ban."""
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[1] == 0:
+            return scores
+        return scores.scatter(1, input_ids[:, -1:], float("-inf"))  # (B, V)
 
 
 class Captioner(nn.Module):
@@ -467,6 +479,7 @@ class Captioner(nn.Module):
                     use_cache=use_cache,
                     max_time=max_seconds,
                     no_repeat_ngram_size=self.config.no_repeat_ngram_size,
+                    logits_processor=[_NoImmediateRepeat()] if self.config.no_immediate_repeat else None,
                 )  # (B, new) — with inputs_embeds only the new tokens come back
         finally:
             self.train(was_training)
