@@ -157,6 +157,22 @@ def test_sample_inpainting_and_given_latents():
     assert a.shape == (B, 3, H, H) and torch.equal(a, b)
 
 
+@pytest.mark.parametrize("sampler", ["dpm++", "plms"])
+def test_sampling_keeps_the_kept_region(sampler):
+    """keep_mask 1 everywhere: the result is the known latents decoded; 0 everywhere: as without keeping."""
+    g = make(dataclasses.replace(TINY, inpainting=True))
+    extra = inpaint_inputs(g)
+    known = torch.randn(B, C, h, h, generator=torch.Generator().manual_seed(1))
+    run = lambda mask: g.sample(cond(), extra_channels=extra, steps=3, sampler=sampler, keep_latents=known,
+                                keep_mask=mask, generator=torch.Generator().manual_seed(7))
+    decoded = (g.decode_latents(known) / 2 + 0.5).clamp(0, 1)
+    torch.testing.assert_close(run(torch.ones(B, 1, h, h)), decoded)
+    plain = g.sample(cond(), extra_channels=extra, steps=3, sampler=sampler, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(run(torch.zeros(B, 1, h, h)), plain)
+    with pytest.raises(ValueError, match="together"):
+        g.sample(cond(), extra_channels=extra, steps=1, keep_latents=known)
+
+
 # ------------------------------------------------------------------------------------------ learning
 def test_noise_prediction_loss_decreases():
     g = make(seed=3).train()

@@ -413,9 +413,15 @@ class Generator(nn.Module):
         guidance_scale: float = 3.0,
         generator: torch.Generator | None = None,
         latents: torch.Tensor | None = None,
+        keep_latents: torch.Tensor | None = None,
+        keep_mask: torch.Tensor | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """Generate images (B, 3, H, W) in [0, 1] for condition (B, Q, cross_attention_dim).
+
+        ``keep_latents`` (B, C, h, w) scaled latents and ``keep_mask`` (B, 1, h, w) (1 = keep): after every
+        step the kept region is replaced by the known latents noised to the next timestep, as diffusers'
+        inpainting pipeline does, so that a try-on redraws the garment and keeps the person.
 
         ``progress(i, total)`` is called after each denoising step (i from 1). DPM-Solver++ runs
         exactly ``steps`` UNet calls; PLMS with skip_prk_steps runs steps + 1 for steps >= 2
@@ -442,12 +448,24 @@ class Generator(nn.Module):
             raise ValueError(f"latents must be {shape}, got {tuple(latents.shape)}")
         latents = latents.to(device=device, dtype=dtype) * scheduler.init_noise_sigma
         self._check_inputs(latents, condition, extra_channels)
+        if (keep_latents is None) != (keep_mask is None):
+            raise ValueError("pass keep_latents and keep_mask together")
+        if keep_latents is not None:
+            if tuple(keep_latents.shape) != shape or tuple(keep_mask.shape) != (b, 1, *shape[2:]):
+                raise ValueError(f"keep_latents must be {shape} and keep_mask {(b, 1, *shape[2:])}, got "
+                                 f"{tuple(keep_latents.shape)} and {tuple(keep_mask.shape)}")
+            keep_latents, keep_mask = keep_latents.to(device, dtype), keep_mask.to(device, dtype)
+            keep_noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)  # (B, C, h, w)
 
         # 3. denoising loop with classifier-free guidance (batch [null; cond])
         for i, t in enumerate(timesteps):
             model_input = scheduler.scale_model_input(latents, t)
             noise_pred = self.guided_prediction(model_input, t, condition, extra_channels, guidance_scale)
             latents = scheduler.step(noise_pred, t, latents).prev_sample
+            if keep_latents is not None:
+                known = keep_latents if i + 1 == len(timesteps) else \
+                    scheduler.add_noise(keep_latents, keep_noise, timesteps[i + 1:i + 2])  # (B, C, h, w)
+                latents = keep_mask * known + (1 - keep_mask) * latents
             if progress is not None:
                 progress(i + 1, len(timesteps))
 

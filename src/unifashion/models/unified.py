@@ -446,24 +446,28 @@ class UniFashion(nn.Module):
 
     @torch.no_grad()
     def generate_tryon(self, samples: Sequence[TryOnSample], *, garment_image: bool = True, steps: int = 25,
-                       sampler: str = "dpm++", guidance_scale: float = 3.0, seed: int = 0,
+                       sampler: str = "dpm++", guidance_scale: float = 3.0, seed: int = 0, keep_person: bool = True,
                        progress=None) -> list[Image.Image]:
         """Try-on (the garment + its caption) or design (the caption alone) images of the persons in
-        `samples`, at the generator's size, from the inpainting model (paper Figure 3).
+        `samples`, at the generator's size, from the inpainting model (paper Figure 3). `keep_person`:
+        outside the mask the latents are the person's own at every step (else the UNet redraws them too).
 
         Stages: 1. condition queries  2. masked person, mask, sketch and pose channels  3.-5. as generate.
         """
         queries = self.tryon_condition_queries(samples, garment_image=garment_image)  # (B, 32, H)
-        extra = self.tryon_channels(samples)  # (B, C + 5, h, w)
+        extra = self.tryon_channels(samples)  # (B, C + 5, h, w): masked person latents, mask, sketch, pose
+        c = self.generator.config.latent_channels
+        keep = (extra[:, :c], 1 - extra[:, c:c + 1]) if keep_person else (None, None)  # (B, C, h, w), (B, 1, h, w)
         return self._draw(queries, extra, steps=steps, sampler=sampler, guidance_scale=guidance_scale, seed=seed,
-                          progress=progress)
+                          progress=progress, keep=keep)
 
     def _draw(self, queries: torch.Tensor, extra_channels: torch.Tensor | None, *, steps: int, sampler: str,
-              guidance_scale: float, seed: int, progress) -> list[Image.Image]:
+              guidance_scale: float, seed: int, progress, keep=(None, None)) -> list[Image.Image]:
         condition = self.adapters.condition(queries)  # (B, 32, Dc)
         generator = torch.Generator(device="cpu").manual_seed(seed)
         pixels = self.generator.sample(condition, extra_channels=extra_channels, sampler=sampler, steps=steps,
-                                       guidance_scale=guidance_scale, generator=generator, progress=progress)
+                                       guidance_scale=guidance_scale, generator=generator, keep_latents=keep[0],
+                                       keep_mask=keep[1], progress=progress)
         arrays = (pixels.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)  # (B, H, W, 3)
         return [Image.fromarray(a, "RGB") for a in arrays]
 
