@@ -8,6 +8,7 @@ from PIL import Image
 from unifashion.config import from_dict, to_dict
 from unifashion.errors import ConfigError, DataError
 from unifashion.models.image_encoder import (
+    COLOUR_PART_SCALE,
     OPENAI_CLIP_MEAN,
     OPENAI_CLIP_STD,
     FeatureCache,
@@ -115,6 +116,8 @@ def test_colour_tokens_add_each_patch_colour_histogram(lite0):
     red_bin, black_bin = (3 * 4 + 0) * 4 + 0, 0
     grid = tokens[0, :, :64].argmax(-1).view(4, 4)  # each patch's fullest bin
     assert (grid[:, :2] == red_bin).all() and (grid[:, 2:] == black_bin).all()
+    torch.testing.assert_close(tokens[..., :64].std(-1, unbiased=False), torch.full((1, 16), COLOUR_PART_SCALE),
+                               rtol=1e-3, atol=1e-3)  # layer-normed, then scaled
     assert colour.identity not in (multi.identity, lite0.identity)
 
 
