@@ -3,7 +3,8 @@
 Keys: `cmr.sample100.{i2t,t2i}.r{1,5,10}`, `cmr.sample100.mean`, `cmr.sample100.short_draws` (query draws
 with fewer than 100 same-subcategory negatives: 0 on data large enough for the protocol), `cmr.full.*`
 (same shape), `cmr.items`; `cir.<category>.r10|r50`, `cir.avg.r10|r50|score`, `cir.gallery_min` (the
-smallest category gallery), `cir.queries`, `cir.variants.<img|cap|both>.avg.score`;
+smallest category gallery), `cir.queries`, `cir.variants.<img|cap|both>.avg.score`, and the one-input
+baselines `cir.baseline.<text_only|image_only>.avg.score` (the query text alone, the reference image alone);
 `cap.bleu4|meteor|rouge_l|cider`, and on data that ships a vocabulary (the synthetic world's
 `catalog/vocabulary.json`) `cap.attr.<category|colour|pattern>` (share of captions naming the right
 value; evaluation/attributes.py has the rule), `cap.loops` (share with a repeated word n-gram) and the
@@ -247,6 +248,7 @@ def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
     if "cir" in config.tasks:
         root, split = sources.fashioniq, config.split or EVAL_SPLITS["fashioniq"]
         variants: dict[str, dict] = {"img": {}, "cap": {}, "both": {}}
+        baselines: dict[str, dict] = {"text_only": {}, "image_only": {}}  # one input alone: what composing adds
         galleries, n_queries = [], 0
         for category in fashioniq_categories(root, split, config.categories):
             s = cir_scores(model, root, split, category, gallery_captions, config.batch_size, progress,
@@ -254,6 +256,8 @@ def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
             galleries.append(s["image"].shape[1])
             n_queries += s["image"].shape[0]
             variants["img"][category] = fashioniq_recall(s["image"], s["target_index"])
+            for name, per in baselines.items():
+                per[category] = fashioniq_recall(s[name], s["target_index"])
             if details is not None:  # the curve of the score that ranks (both, when there are captions)
                 main_scores = s["image"] if s["caption"] is None else combine_scores(s["image"], s["caption"])
                 details.curves[f"cir.{category}"] = fashioniq_recall(main_scores, s["target_index"], ks=range(1, 101))
@@ -268,6 +272,8 @@ def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
         for name, per in variants.items():
             if per:
                 metrics[f"cir.variants.{name}.avg.score"] = fashioniq_summary(per)["avg.score"]
+        for name, per in baselines.items():
+            metrics[f"cir.baseline.{name}.avg.score"] = fashioniq_summary(per)["avg.score"]
 
     products = first_view_per_product(pairs)
     # 3. captions of one image per product, against its description in the data's style

@@ -62,6 +62,20 @@ def max_over_queries(image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.nd
     return out  # (N, T)
 
 
+def mean_best_match(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """(Q, P, E) x (G, V, E) -> (Q, G): each query vector's best match among the gallery item's, averaged
+    (catalog search's image -> image score)."""
+    q, p, e = queries.shape
+    out = np.empty((q, len(gallery)), dtype=np.result_type(queries, gallery))
+    flat = gallery.reshape(-1, e).T  # (E, G*V)
+    step = max(1, (1 << 25) // max(1, p * gallery.shape[0] * gallery.shape[1]))  # queries per ~128 MB chunk
+    for start in range(0, q, step):
+        chunk = queries[start:start + step]  # (b, P, E)
+        sims = (chunk.reshape(-1, e) @ flat).reshape(len(chunk), p, len(gallery), -1)  # (b, P, G, V)
+        out[start:start + step] = sims.max(axis=3).mean(axis=1)
+    return out  # (Q, G)
+
+
 @torch.no_grad()
 def paired_scores(model, images: Sequence, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
     """(N,) the model's image-text score of image i with text i (PIL images): the best query's dot product
@@ -132,11 +146,14 @@ def cir_scores(model, root: Path, split: str, category: str, gallery_captions: d
                        .composed_embeds.float().cpu().numpy())
     q = np.concatenate(queries)  # (Q, E)
     image_scores = np.einsum("qe,gke->qgk", q, g_images).max(axis=2)  # (Q, G): best gallery query
+    text_only = max_over_queries(g_images, text_embeddings(model, [triplet_query_text(t) for t in triplets])).T
+    references = image_embeddings(model, [t.reference for t in triplets], batch_size, progress, what=f"{category} references")
+    image_only = mean_best_match(references, g_images)  # (Q, G)
     caption_scores = None
     if gallery_captions is not None:
         lacking = [n for n in gallery if n not in gallery_captions]
         if lacking:
             raise DataError(f"no gallery caption for {lacking[0]} ({len(lacking)} of {len(gallery)} lack one)")
         caption_scores = q @ text_embeddings(model, said_captions(gallery_captions, gallery)).T  # (Q, G)
-    return {"image": image_scores, "caption": caption_scores,
+    return {"image": image_scores, "caption": caption_scores, "text_only": text_only, "image_only": image_only,
             "target_index": np.array([position[t.target_id] for t in triplets])}
