@@ -75,10 +75,10 @@ def test_tryon_is_scored_paired_and_unpaired_with_the_inpainting_model(small_wor
 
     model.generate_tryon = spy
     m = evaluate(model, sources, replace(config, tasks=("tryon", "design")))
-    fidelity = {"tryon.psnr_outside", "tryon.probe.colour", "tryon.probe.colour_real"}  # paired try-on only
+    fidelity = {"tryon.psnr_outside", "tryon.psnr_outside_vae", "tryon.probe.colour", "tryon.probe.colour_real"}  # paired
     assert set(m) == {f"{t}.{s}.{k}" for t in ("tryon", "design") for s in ("paired", "unpaired")
                       for k in ("fid", "kid_mean", "kid_std")} | fidelity
-    assert 0.0 <= m["tryon.probe.colour"] <= 1.0 and m["tryon.psnr_outside"] > 0
+    assert 0.0 <= m["tryon.probe.colour"] <= 1.0 and m["tryon.psnr_outside"] > 0 and m["tryon.psnr_outside_vae"] > 0
     assert all(np.isfinite(v) for v in m.values()) and m["tryon.paired.fid"] > 0
     assert seen == [True, True, False, False]  # design draws from the caption alone
 

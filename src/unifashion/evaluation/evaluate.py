@@ -17,7 +17,8 @@ text; not CLIP-S) and `gen.model_itc_score_real`; on data with attributes `gen.c
 frozen image-encoder features, fit on the training split's real renders, read on the generated images)
 beside `gen.probe.<...>_real` (the same probes on held-out real renders: the ceiling). Try-on:
 `tryon.<paired|unpaired>.fid|kid_mean|kid_std` on VITON-HD's test pairs, `tryon.psnr_outside` (paired:
-the result against the person outside the inpainting mask) and `tryon.probe.colour` /
+the result against the person outside the inpainting mask) beside `tryon.psnr_outside_vae` (the person
+through the generator's VAE and back: the ceiling of a latent try-on) and `tryon.probe.colour` /
 `tryon.probe.colour_real` (the probe on the garment region of the result / of the real person, against
 the colour the garment's caption names); design (the garment's caption alone): `design.<paired|unpaired>.*`.
 Stages: 1. cross-modal retrieval  2. composed retrieval (+ caption variants when gallery captions
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from unifashion.data.formats import CAPTION_STYLE, catalog
@@ -397,6 +399,15 @@ def _tryon_fidelity(model, sources: EvalSources, samples: list, generated: list,
                       for s in samples])  # (N, S, S)
     psnr = psnr_outside_mask(fake, real, masks)
     out = {"tryon.psnr_outside": float(np.mean(np.minimum(psnr, 100.0)))}  # identical images: capped at 100 dB
+    # the ceiling of a latent try-on: the person through the VAE and back, outside the same mask
+    round_trip = []
+    for start in range(0, len(samples), config.batch_size):
+        pixels = model.generator_pixels([s.person.load() for s in samples[start:start + config.batch_size]])
+        with torch.no_grad():
+            decoded = model.generator.decode_latents(model.generator.encode_images(pixels))  # (b, 3, S, S)
+        round_trip.append(((decoded.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+    vae_psnr = psnr_outside_mask(np.concatenate(round_trip), real, masks)
+    out["tryon.psnr_outside_vae"] = float(np.mean(np.minimum(vae_psnr, 100.0)))
     colour: dict[int, tuple[str, str]] = {}
     if vocabulary is not None and sources.pairs_format == "catalog" and "colour" in vocabulary:
         train_pairs = sources.load_pairs("train")
