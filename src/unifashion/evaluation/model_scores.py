@@ -147,7 +147,11 @@ def cir_scores(model, root: Path, split: str, category: str, gallery_captions: d
     q = np.concatenate(queries)  # (Q, E)
     image_scores = np.einsum("qe,gke->qgk", q, g_images).max(axis=2)  # (Q, G): best gallery query
     text_only = max_over_queries(g_images, text_embeddings(model, [triplet_query_text(t) for t in triplets])).T
-    references = image_embeddings(model, [t.reference for t in triplets], batch_size, progress, what=f"{category} references")
+    if all(t.reference_id in position for t in triplets):  # the protocol keeps references in the gallery
+        references = g_images[[position[t.reference_id] for t in triplets]]  # (Q, 32, E), already embedded
+    else:
+        references = image_embeddings(model, [t.reference for t in triplets], batch_size, progress,
+                                      what=f"{category} references")
     image_only = mean_best_match(references, g_images)  # (Q, G)
     caption_scores = None
     if gallery_captions is not None:
