@@ -211,7 +211,7 @@ def load_model(path: Path | None):
 
 def synthetic_world(out: Path, products: int, seed: int = 3) -> Path:
     """A synthetic world written once per size under bench-results/worlds (reused by later runs)."""
-    from unifashion.data.synthetic.catalog import CatalogConfig
+    from unifashion.data.synthetic.products import CatalogConfig
     from unifashion.data.synthetic.world import WorldConfig, write_world
 
     root = out / f"world-{products}-{seed}"

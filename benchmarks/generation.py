@@ -32,7 +32,7 @@ def main() -> None:
     batch_size = 8
 
     from unifashion.data.synthetic.taxonomy import COLOURS
-    from unifashion.evaluation.generation import (InceptionFeatures, dominant_colour_match, frechet_distance,
+    from unifashion.evaluation.generation_metrics import (InceptionFeatures, dominant_colour_match, frechet_distance,
                                                   kernel_inception_distance)
 
     model, model_name, _ = load_model(args.model)

@@ -85,7 +85,7 @@ def augmented_vectors(base: np.ndarray, n: int, path: Path, seed: int = 0) -> np
 
 def exact_numpy(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Top-k rows (B, k) by exact max-over-vectors scores, blockwise from the memmap (no float32 copy)."""
-    from unifashion.index.vector_index import AnnConfig, MultiVectorIndex, Reduce
+    from unifashion.search.vector_index import AnnConfig, MultiVectorIndex, Reduce
 
     index = MultiVectorIndex(vectors, AnnConfig(chunk_items=8192))
     scores = index.scores(queries[:, None, :], np.arange(len(vectors)), Reduce.MAX)  # (B, N)
@@ -131,7 +131,7 @@ def recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
 def build_step(vectors_path: str, ann_path: str) -> dict:
     import faiss
 
-    from unifashion.index.vector_index import AnnConfig, MultiVectorIndex, default_nlist
+    from unifashion.search.vector_index import AnnConfig, MultiVectorIndex, default_nlist
 
     vectors = np.load(vectors_path, mmap_mode="r", allow_pickle=False)
     config = AnnConfig()
@@ -147,7 +147,7 @@ def search_step(vectors_path: str, ann_path: str, queries: np.ndarray, exact_que
                 settings: list[tuple[int, int]]) -> dict:
     import faiss
 
-    from unifashion.index.vector_index import AnnConfig, MultiVectorIndex, Reduce, VectorFile
+    from unifashion.search.vector_index import AnnConfig, MultiVectorIndex, Reduce, VectorFile
 
     vectors = VectorFile(vectors_path)  # as a served index reads them
     ann = faiss.read_index(ann_path)
@@ -240,7 +240,7 @@ def main() -> None:
     exact_queries = 3 if args.quick or max(sizes) > 200_000 else 10
     settings = [tuple(int(x) for x in pair.split(":")) for pair in args.settings.split(",") if pair]
 
-    from unifashion.index.catalog_index import model_fingerprint
+    from unifashion.search.catalog_index import model_fingerprint
 
     model, model_name, _ = load_model(args.model)
     world = synthetic_world(RESULTS / "worlds", 120)

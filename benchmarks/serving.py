@@ -45,7 +45,7 @@ def query_texts() -> list[str]:
 
 def make_index(model, model_dir: Path, world: Path, n: int) -> Path:
     """A catalog index of n items from the augmented embeddings (cached by model, world and size)."""
-    from unifashion.index.catalog_index import CatalogIndex, CatalogItem, model_fingerprint
+    from unifashion.search.catalog_index import CatalogIndex, CatalogItem, model_fingerprint
 
     fingerprint = model_fingerprint(model)
     key = hashlib.sha256(f"{fingerprint}|{world.name}|{n}".encode()).hexdigest()[:12]
@@ -155,7 +155,7 @@ def in_process_costs(model_dir: Path, index_dir: Path, texts: list[str], rounds:
     import torch
 
     from common import median
-    from unifashion.index.catalog_index import CatalogIndex
+    from unifashion.search.catalog_index import CatalogIndex
     from unifashion.models.unified import UniFashion
 
     model = UniFashion.from_pretrained(model_dir).eval()

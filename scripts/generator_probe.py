@@ -22,7 +22,7 @@ import torch
 from unifashion.data.formats import catalog
 from unifashion.data.synthetic.taxonomy import COLOURS
 from unifashion.evaluation.evaluate import first_view_per_product
-from unifashion.evaluation.generation import dominant_colour_match
+from unifashion.evaluation.generation_metrics import dominant_colour_match
 from unifashion.models.unified import UniFashion
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unifashion.index.build import embed_items, items_from_data
-from unifashion.index.catalog_index import CatalogIndex, model_fingerprint
-from unifashion.index.vector_index import AnnConfig, Reduce
+from unifashion.search.index_build import embed_items, items_from_data
+from unifashion.search.catalog_index import CatalogIndex, model_fingerprint
+from unifashion.search.vector_index import AnnConfig, Reduce
 from unifashion.models.unified import UniFashion
 
 

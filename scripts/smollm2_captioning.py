@@ -21,9 +21,9 @@ from pathlib import Path
 
 from unifashion.evaluation.evaluate import EvalConfig, evaluate_world
 from unifashion.models.unified import UniFashion, load_config
-from unifashion.quickstart import QuickstartConfig
+from unifashion.recipes.quickstart import QuickstartConfig
 from unifashion.training.phases import GenerativeAdaptation
-from unifashion.training.run import run_phase
+from unifashion.training.run_phase import run_phase
 from unifashion.training.trainer import TrainConfig
 
 

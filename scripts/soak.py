@@ -168,9 +168,9 @@ def build_small_index(folder: Path) -> tuple[Path, Path]:
     """A 60-product world, the quickstart model (saved) and its index; returns (model dir, index dir)."""
     import torch
 
-    from unifashion.data.synthetic.catalog import CatalogConfig
+    from unifashion.data.synthetic.products import CatalogConfig
     from unifashion.data.synthetic.world import WorldConfig, write_world
-    from unifashion.index.build import build_index, items_from_data
+    from unifashion.search.index_build import build_index, items_from_data
     from unifashion.models.unified import UniFashion, load_config
 
     torch.manual_seed(0)
@@ -234,7 +234,7 @@ class Server:
 
 def soak(model: Path | None, index: Path | None, seconds: float = 600, clients: int = 4,
          warmup: float | None = None, steps: int = 2, max_growth: float = 0.10, workdir: Path | None = None) -> dict:
-    """Run the soak; returns the summary (also for tests/test_soak.py)."""
+    """Run the soak; returns the summary (also for tests/e2e/test_soak.py)."""
     with tempfile.TemporaryDirectory(prefix="unifashion-soak-") as tmp:
         work = Path(workdir or tmp)
         if index is None:

@@ -19,7 +19,7 @@ import torch
 
 from unifashion.data.formats import catalog
 from unifashion.data.synthetic.taxonomy import COLOURS
-from unifashion.evaluation.generation import dominant_colour_match
+from unifashion.evaluation.generation_metrics import dominant_colour_match
 from unifashion.losses.autoencoder import AutoencoderLoss
 from unifashion.models.unified import UniFashion, load_config
 

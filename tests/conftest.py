@@ -1,7 +1,12 @@
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# the shared test helpers (toy trainer, hostile corpus, crash writer) import by module name
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -10,7 +15,7 @@ import torch  # noqa: E402
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory):
     """A small synthetic world, written once per test session."""
-    from unifashion.data.synthetic.catalog import CatalogConfig
+    from unifashion.data.synthetic.products import CatalogConfig
     from unifashion.data.synthetic.world import WorldConfig, write_world
 
     out = tmp_path_factory.mktemp("world") / "w"
@@ -47,8 +52,8 @@ def service_search(small_world, tmp_path_factory):
     """A CatalogSearch for the service tests: the quickstart model (untrained Q-Former, but the
     pretrained image backbone, so items score differently) over a quarter of the small world.
     Captions are capped at 6 tokens to keep the index build to seconds."""
-    from unifashion.catalog_search import CatalogSearch
-    from unifashion.index.build import build_index, items_from_data
+    from unifashion.search.engine import CatalogSearch
+    from unifashion.search.index_build import build_index, items_from_data
     from unifashion.models.unified import UniFashion, load_config
 
     torch.manual_seed(0)

@@ -41,7 +41,7 @@ from unifashion.errors import ConfigError, DataError
 from unifashion.evaluation.model_scores import cir_scores, cmr_scores, paired_scores, pooled_image_features
 from unifashion.evaluation.protocols import cmr_full, cmr_sample100, combine_scores, fashioniq_recall, fashioniq_summary
 from unifashion.models.captioner import said
-from unifashion.evaluation.sources import (EVAL_SPLITS, EvalSources, fashioniq_categories, find_sources,
+from unifashion.data.sources import (EVAL_SPLITS, EvalSources, fashioniq_categories, find_sources,
                                            tryon_samples)
 
 ProgressFn = Callable[[str, int, int], None]
@@ -99,7 +99,7 @@ class EvalCache:
 
     def inception(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 -> (N, 2048) pool3 features."""
-        from unifashion.evaluation.generation import InceptionFeatures
+        from unifashion.evaluation.generation_metrics import InceptionFeatures
 
         if self._inception is None:
             self._inception = InceptionFeatures()
@@ -197,7 +197,7 @@ def first_view_per_product(pairs: list) -> list:
 
 
 def _realism(cache: EvalCache, prefix: str, f_real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
-    from unifashion.evaluation.generation import frechet_distance, kernel_inception_distance
+    from unifashion.evaluation.generation_metrics import frechet_distance, kernel_inception_distance
 
     f_fake = cache.inception(fake)
     kid_mean, kid_std = kernel_inception_distance(f_real, f_fake, subsets=50, subset_size=min(len(f_real), len(f_fake), 100))
@@ -312,7 +312,7 @@ def evaluate(model, sources: EvalSources, config: EvalConfig = EvalConfig(), *,
     # 4. generation from the descriptions: FID/KID against as many real images (and the real-vs-real
     # floor), text adherence by the model's own score, attribute adherence by the probes
     if "gen" in config.tasks:
-        from unifashion.evaluation.generation import dominant_colour_match, frechet_distance, kernel_inception_distance
+        from unifashion.evaluation.generation_metrics import dominant_colour_match, frechet_distance, kernel_inception_distance
 
         n = min(config.generation_items, len(products) // 2)
         if n < 2:

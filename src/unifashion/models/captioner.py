@@ -42,7 +42,7 @@ from typing import Any, Literal, Sequence
 
 import torch
 
-from unifashion.fileutil import sha256_file
+from unifashion.storage import sha256_file
 from torch import nn
 
 logger = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from torch import nn
 from unifashion.config import from_dict, read_mapping, to_dict
 from unifashion.data.samples import ImageRef, TryOnSample
 from unifashion.errors import ConfigError, DataError
-from unifashion.fileutil import MANIFEST, recover_dir, replace_dir, staging_dir, verify_manifest, write_manifest
+from unifashion.storage import MANIFEST, recover_dir, replace_dir, staging_dir, verify_manifest, write_manifest
 from unifashion.models.adapters import AdapterConfig, TaskAdapters
 from unifashion.models.captioner import STYLES, Captioner, CaptionerConfig
 from unifashion.models.generator import Generator, GeneratorConfig

@@ -63,7 +63,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
-from unifashion.catalog_search import CatalogSearch, SearchHit, TextQuery
+from unifashion.search.engine import CatalogSearch, SearchHit, TextQuery
 from unifashion.data.samples import to_rgb
 from unifashion.errors import ConfigError, UnifashionError
 from unifashion.models.captioner import STYLES
@@ -672,7 +672,7 @@ def serve(model_dir: str | Path, index_dir: str | Path, host: str = "127.0.0.1",
         print(warning, file=sys.stderr)
     import uvicorn
 
-    from unifashion.index.catalog_index import CatalogIndex
+    from unifashion.search.catalog_index import CatalogIndex
     from unifashion.models.unified import UniFashion
 
     model = UniFashion.from_pretrained(model_dir)

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 
-from unifashion.catalog_search import CatalogSearch, SearchHit, TextQuery
+from unifashion.search.engine import CatalogSearch, SearchHit, TextQuery
 
 _STOP = object()
 

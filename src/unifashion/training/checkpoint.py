@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 
-from unifashion.fileutil import fsync_dir as _fsync_dir
-from unifashion.fileutil import fsync_file as _fsync_file
-from unifashion.fileutil import sha256_file
+from unifashion.storage import fsync_dir as _fsync_dir
+from unifashion.storage import fsync_file as _fsync_file
+from unifashion.storage import sha256_file
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn

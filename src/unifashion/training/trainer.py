@@ -54,7 +54,7 @@ from torch.utils.data import DataLoader, Dataset
 from unifashion.config import to_dict
 from unifashion.errors import ConfigError, UnifashionError
 from unifashion.training import checkpoint as ckpt
-from unifashion.training.state import EpochBatches, TrainerState, batches_per_epoch, capture_rng, restore_rng
+from unifashion.training.resume_state import EpochBatches, TrainerState, batches_per_epoch, capture_rng, restore_rng
 
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINTS_DIR = "checkpoints"

@@ -37,7 +37,7 @@ from unifashion.data.formats.fashiongen import FashionGenWriter
 from unifashion.data.formats.fashioniq import FashionIQWriter
 from unifashion.data.formats.vitonhd import VitonHDWriter
 from unifashion.data.synthetic import render
-from unifashion.data.synthetic.catalog import Catalog, CatalogConfig, Product, build_catalog
+from unifashion.data.synthetic.products import Catalog, CatalogConfig, Product, build_catalog
 from unifashion.data.synthetic.taxonomy import FASHION200K_CATEGORY, FASHIONIQ_CATEGORY, WEARABLE_CATEGORIES
 from unifashion.data.synthetic.texts import BRANDS, vocabulary
 from unifashion.errors import ConfigError

@@ -1,0 +1,251 @@
+"""Embedding a catalog into an index, in batches, resumable after an interruption.
+
+Stages: 1. the items (a dataset folder or a folder of images)  2. per chunk of items: image query
+vectors, gallery captions (written by the model from the image alone) and their vectors, saved as
+chunk files under OUT/.build/  3. the chunks assembled into the index's first segment (or added to
+an existing index). A rerun with the same model and items skips the chunks already on disk.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unifashion.data.formats.common import write_text_atomic
+from unifashion.data.samples import ImageRef
+from unifashion.errors import DataError
+from unifashion.storage import recover_dir, replace_dir, staging_dir
+from unifashion.search.catalog_index import CatalogIndex, CatalogItem, model_fingerprint
+from unifashion.search.vector_index import AnnConfig
+from unifashion.models.captioner import said
+
+ProgressFn = Callable[[str, int, int], None]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+BUILD_DIR = ".build"
+
+
+def items_from_data(data: Path, split: str | Sequence[str] | None = None, *, skip_bad: bool = False,
+                    skipped: list[dict] | None = None) -> list[CatalogItem]:
+    """Items of a dataset folder with image-text pairs (a world's catalog, FashionGen, Fashion200K):
+    one split, several, or (None) every split. A bad record raises DataError naming file and line;
+    with `skip_bad` it is left out and listed in `skipped` ({"item": "file:line", "reason": ...})."""
+    from unifashion.data.formats.common import LoadReport
+    from unifashion.data.sources import find_sources
+
+    sources = find_sources([Path(data)])
+    if sources.pairs is None:
+        raise DataError(f"{data}: no image-text pairs (a catalog, FashionGen or Fashion200K) to index")
+    loaders = _pair_loaders()
+    fmt = sources.pairs_format
+    splits = [split] if isinstance(split, str) else list(split or _splits(fmt))
+    report = LoadReport()
+    pairs = [p for s in splits for p in loaders[fmt](sources.pairs, s, skip_bad=skip_bad, report=report)]
+    if skipped is not None:
+        skipped.extend(_skipped_entry(line) for line in report.skipped)
+    if not pairs:
+        raise DataError(f"{sources.pairs}: no items in split(s) {', '.join(splits)}")
+    seen: set[str] = set()
+    items = []
+    for p in pairs:
+        if p.item_id in seen:
+            continue
+        seen.add(p.item_id)
+        items.append(CatalogItem(item_id=p.item_id, product_id=p.product_id, category=p.category,
+                                 subcategory=p.subcategory, title=p.title, text=p.caption,
+                                 image_path=str(Path(p.image.path).resolve()), image_key=p.image.key,
+                                 image_row=p.image.index))
+    return items
+
+
+def _skipped_entry(line: str) -> dict:
+    """A reader's "where: reason" line as {"item", "reason"} (where: file:line, file[i] or file row N)."""
+    where, _, reason = line.partition(": ")
+    return {"item": where, "reason": reason or line}
+
+
+def _pair_loaders():
+    from unifashion.data.formats import catalog, fashion200k, fashiongen
+
+    return {"fashiongen": fashiongen.load, "catalog": catalog.load, "fashion200k": fashion200k.load}
+
+
+def _splits(fmt: str) -> list[str]:
+    return {"fashiongen": ["train", "validation"], "catalog": ["train", "val", "test"],
+            "fashion200k": ["train", "test"]}[fmt]
+
+
+def items_from_images(folder: Path) -> list[CatalogItem]:
+    """One item per image file under `folder` (recursively); the id is the path without suffix."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder of images")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+    items = []
+    for path in files:
+        rel = path.relative_to(folder).with_suffix("").as_posix()
+        parent = path.relative_to(folder).parent.as_posix()
+        items.append(CatalogItem(item_id=rel, product_id=rel, category="" if parent == "." else parent,
+                                 title=path.stem, image_path=str(path.resolve())))
+    return items
+
+
+def _plan(fingerprint: str, items: Sequence[CatalogItem], captions: bool, chunk: int) -> dict:
+    ids = hashlib.sha256("\n".join(it.item_id for it in items).encode()).hexdigest()
+    return {"fingerprint": fingerprint, "items_sha256": ids, "items": len(items), "captions": captions,
+            "chunk": chunk}
+
+
+@torch.no_grad()
+def embed_items(model, items: Sequence[CatalogItem], work: Path, *, captions: bool = True, chunk: int = 256,
+                batch_size: int = 32, max_new_tokens: int | None = None, progress: ProgressFn | None = None,
+                skip_bad: bool = False, skipped: list[dict] | None = None,
+                ) -> tuple[list[CatalogItem], np.ndarray, np.ndarray | None]:
+    """Image vectors (N, Q, E), gallery captions and their vectors (N, E) of `items`, chunk by chunk
+    under `work` (kept until the caller deletes it, so that an interrupted run resumes).
+
+    An item whose image cannot be read raises DataError naming it; with `skip_bad` it is left out
+    of what is returned and listed in `skipped` ({"item", "reason"}; a chunk records its skipped
+    items, so a resumed run reports them too). DataError when no item is left."""
+    fingerprint = model_fingerprint(model)
+    plan = _plan(fingerprint, items, captions, chunk)
+    work.mkdir(parents=True, exist_ok=True)
+    plan_file = work / "plan.json"
+    if plan_file.exists():
+        old = json.loads(plan_file.read_text())
+        if old != plan:
+            raise DataError(f"{work}: a partial build of another model or item list is here; "
+                            "delete it or build with --restart")
+    else:
+        write_text_atomic(plan_file, json.dumps(plan, indent=1) + "\n")
+    chunks = range(0, len(items), chunk)
+    done = sum((work / f"chunk-{c // chunk:06d}.json").exists() for c in chunks)
+    if progress:
+        progress("embed catalog", done * chunk if done < len(chunks) else len(items), len(items))
+    for c in chunks:
+        meta = work / f"chunk-{c // chunk:06d}.json"
+        if meta.exists():
+            continue
+        part = items[c:c + chunk]
+        vectors, caption_texts, caption_vectors, bad = [], [], [], []
+        for b in range(0, len(part), batch_size):
+            batch, images = [], []
+            for it in part[b:b + batch_size]:
+                try:
+                    images.append(_load(it))
+                    batch.append(it)
+                except DataError as e:
+                    if not skip_bad:
+                        raise
+                    bad.append({"item": it.item_id, "reason": str(e)})
+            if not images:
+                continue
+            features = model.encode_image(images)
+            vectors.append(features.image_embeds.float().cpu().numpy())  # (b, Q, E)
+            if captions:
+                texts = model.caption(images, "detailed", max_new_tokens=max_new_tokens)
+                caption_texts.extend(texts)
+                caption_vectors.append(model.encode_text([said(t) for t in texts]).text_embeds.float().cpu().numpy())  # (b, E)
+            if progress:
+                progress("embed catalog", c + b + min(batch_size, len(part) - b), len(items))
+        q, e = model.qformer.config.num_query_tokens, model.qformer.config.embed_dim
+        np.save(work / f"chunk-{c // chunk:06d}-images.npy",
+                np.concatenate(vectors).astype(np.float16) if vectors else np.zeros((0, q, e), np.float16))
+        if captions:
+            np.save(work / f"chunk-{c // chunk:06d}-captions.npy", np.concatenate(caption_vectors).astype(np.float16)
+                    if caption_vectors else np.zeros((0, e), np.float16))
+        write_text_atomic(meta, json.dumps({"captions": caption_texts, "skipped": bad}) + "\n")  # last: the chunk is done
+    metas = [json.loads((work / f"chunk-{c // chunk:06d}.json").read_text()) for c in chunks]
+    left_out = [s for m in metas for s in m.get("skipped", [])]
+    if skipped is not None:
+        skipped.extend(left_out)
+    gone = {s["item"] for s in left_out}
+    kept = [it for it in items if it.item_id not in gone]
+    if not kept:
+        raise DataError(f"no usable items: all {len(items)} were bad (first: {left_out[0]['item']}: "
+                        f"{left_out[0]['reason']})")
+    images = _assemble(work, "images", chunks, chunk)  # (N, Q, E) float16 memmap
+    caption_vectors = _assemble(work, "captions", chunks, chunk) if captions else None  # (N, E)
+    texts = [t for m in metas for t in m["captions"]]
+    out_items = [CatalogItem(**{**it.__dict__, "caption": texts[i] if captions else ""}) for i, it in enumerate(kept)]
+    return out_items, images, caption_vectors
+
+
+def _assemble(work: Path, what: str, chunks: range, chunk: int) -> np.ndarray:
+    """The chunk files of `what` written one after another into work/{what}.npy, returned memory-mapped:
+    a million items' vectors (16 GB at Q=32, E=256) never sit in memory at once."""
+    parts = [work / f"chunk-{c // chunk:06d}-{what}.npy" for c in chunks]
+    heads = [np.load(p, mmap_mode="r", allow_pickle=False) for p in parts]
+    out = np.lib.format.open_memmap(work / f"{what}.npy", mode="w+", dtype=np.float16,
+                                    shape=(sum(h.shape[0] for h in heads), *heads[0].shape[1:]))
+    start = 0
+    for head in heads:
+        out[start:start + head.shape[0]] = head
+        start += head.shape[0]
+    out.flush()
+    return np.load(work / f"{what}.npy", mmap_mode="r", allow_pickle=False)
+
+
+def _load(item: CatalogItem):
+    return ImageRef(Path(item.image_path), item.image_key, item.image_row).load_rgb()
+
+
+def build_index(model, items: Sequence[CatalogItem], out: Path, *, model_source: str, captions: bool = True,
+                ann: AnnConfig = AnnConfig(), approximate: bool | None = None, overwrite: bool = False,
+                restart: bool = False, batch_size: int = 32, max_new_tokens: int | None = None,
+                progress: ProgressFn | None = None, skip_bad: bool = False,
+                skipped: list[dict] | None = None) -> CatalogIndex:
+    """A new index at `out` from `items` (stages in the module docstring). The index is written
+    beside `out` and swapped in whole when complete: a crash at any point leaves the previous index
+    at `out` as it was (and the embedded chunks under `out/.build` for a resumed run)."""
+    out = Path(out)
+    if not items:
+        raise DataError("no items to index")
+    recover_dir(out)
+    if (out / "manifest.json").exists() and not overwrite:
+        raise DataError(f"{out}: an index already exists (use --overwrite to replace it, or `index add`)")
+    work = out / BUILD_DIR
+    if restart and work.exists():
+        shutil.rmtree(work)
+    items, vectors, caption_vectors = embed_items(model, items, work, captions=captions, batch_size=batch_size,
+                                                  max_new_tokens=max_new_tokens, progress=progress,
+                                                  skip_bad=skip_bad, skipped=skipped)
+    staging = staging_dir(out)
+    try:
+        index = CatalogIndex.create(staging, fingerprint=model_fingerprint(model), model_source=model_source,
+                                    num_queries=vectors.shape[1], embed_dim=vectors.shape[2], ann=ann)
+        index.add(items, vectors, caption_vectors, approximate=approximate, progress=progress)
+        replace_dir(staging, out)  # the switch; `work` leaves with the previous folder
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    index.root = out
+    return index
+
+
+def add_to_index(model, index: CatalogIndex, items: Sequence[CatalogItem], *, replace: bool = False,
+                 approximate: bool | None = None, batch_size: int = 32, progress: ProgressFn | None = None,
+                 skip_bad: bool = False, skipped: list[dict] | None = None) -> int:
+    """Embed `items` and add them to `index` as a new segment; with `replace`, items already present
+    are replaced. Returns the number added (with `skip_bad`, items whose image is unreadable are
+    left out and listed in `skipped`)."""
+    if model_fingerprint(model) != index.fingerprint:
+        raise DataError(f"{index.root}: built with another model (fingerprint {index.fingerprint[:12]}); "
+                        "use that model, or build a new index")
+    present = [it.item_id for it in items if it.item_id in index]
+    if present and not replace:
+        raise DataError(f"item {present[0]!r} is already in the index ({len(present)} of {len(items)} are); "
+                        "use --replace to replace them")
+    work = index.root / BUILD_DIR
+    items, vectors, caption_vectors = embed_items(model, items, work, captions=index.has_captions or not index.segments,
+                                                  batch_size=batch_size, progress=progress, skip_bad=skip_bad,
+                                                  skipped=skipped)
+    index.add(items, vectors, caption_vectors, replace=replace, approximate=approximate, progress=progress)
+    shutil.rmtree(work)
+    return len(items)
