@@ -14,7 +14,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 
-from unifashion.service.app import ServiceLimits, create_app
+from unifashion.service.app import create_app
+from unifashion.service.limits import ServiceLimits
 
 OPERATIONS = [("GET", "/health"), ("GET", "/api/categories"), ("POST", "/api/search/text"),
               ("POST", "/api/search/image"), ("POST", "/api/search/composed"), ("POST", "/api/search/image-to-text"),
@@ -28,7 +29,7 @@ def service_schema(service_search):
     limits = replace(ServiceLimits(), max_steps=2, generation_seconds=20.0)
     app = create_app(service_search, limits)
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
-    app.state.text_batcher.close()
+    app.state.service.text_batcher.close()
 
 
 def test_every_operation_is_fuzzed(service_schema):

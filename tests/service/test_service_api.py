@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from unifashion.service.app import ServiceLimits, create_app
+from unifashion.service.app import create_app
+from unifashion.service.limits import ServiceLimits
 
 LIMITS = ServiceLimits()
 

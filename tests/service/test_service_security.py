@@ -17,7 +17,9 @@ from PIL import Image
 
 from unifashion.errors import ConfigError
 from unifashion.service import app as service_app
-from unifashion.service.app import ServiceAccess, ServiceLimits, create_app, exposure_warning
+from unifashion.service.access import ServiceAccess, exposure_warning
+from unifashion.service.app import create_app
+from unifashion.service.limits import ServiceLimits
 
 KEY = "k3y-for-tests_0123456789"
 SHOP = "https://shop.example"
@@ -188,7 +190,7 @@ def test_requests_beyond_max_waiting_are_refused_at_once(service_search, item, m
         assert entered.wait(20)
         waiting = pool.submit(c.post, "/api/generate", json={"text": "a red dress", "steps": 1})
         deadline = time.monotonic() + 20
-        while app.state.model_turns.waiting < 1:
+        while app.state.service.model_turns.waiting < 1:
             assert time.monotonic() < deadline and not waiting.done(), "the second request did not wait"
             time.sleep(0.01)
         start = time.perf_counter()
@@ -199,7 +201,7 @@ def test_requests_beyond_max_waiting_are_refused_at_once(service_search, item, m
         release.set()
         assert running.result().json()["caption"] == "slow"
         assert waiting.result().status_code == 200  # it got its turn
-        assert app.state.model_turns.waiting == 0
+        assert app.state.service.model_turns.waiting == 0
 
 
 def test_captions_are_capped_in_tokens(service_search, item, monkeypatch):
@@ -330,7 +332,7 @@ def test_path_traversal_never_reads_outside(service_search, item, keyed_app):
         assert not any(marker in body for _, marker in secrets), target
     status, _, body = raw_get(app, b"/static/app.js")  # the static folder itself is still served
     assert status == 200 and b"apiKey" in body
-    app.state.text_batcher.close()
+    app.state.service.text_batcher.close()
 
 
 def test_item_pictures_only_for_items_in_the_index(plain, service_search, small_world, item):

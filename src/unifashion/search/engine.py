@@ -8,6 +8,8 @@ Every search kind is the model's own score, the one it was trained and evaluated
                        query vectors; with `rerank`, the top `depth` are re-scored with the gallery
                        captions added (query·image + caption_weight * query·caption, paper Table 4)
   classify             zero-shot: the photo against prompts made from the labels
+Beside the searches, the facade answers what a front end (the HTTP service) needs of the model and
+the index — captions, generations, item look-ups, the model's limits — so that it holds only this.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import torch
 from PIL import Image
 
 from unifashion.errors import DataError
+from unifashion.evaluation.protocols import combine_scores
 from unifashion.search.catalog_index import CatalogIndex, CatalogItem, model_fingerprint
 from unifashion.search.vector_index import Reduce
 
@@ -54,6 +57,18 @@ class TextQuery:
 class SearchConfig:
     rerank_depth: int = 100  # composed search: candidates re-scored with their gallery captions
     caption_weight: float = 1.0  # weight of query·caption in the re-ranking (combine_scores)
+
+
+@torch.no_grad()
+def classify_images(model, images: Sequence[Image.Image | str | Path],
+                    labels: Sequence[str]) -> list[list[tuple[str, float]]]:
+    """Zero-shot classification by the model alone (no index needed): per image, (label, probability)
+    sorted by probability."""
+    labels = [l.strip() for l in labels if l.strip()]
+    if not labels:
+        raise DataError("classification needs at least one label")
+    probs = model.classify(list(images), labels).float().cpu().numpy()  # (B, L)
+    return [sorted(zip(labels, map(float, row)), key=lambda x: -x[1]) for row in probs]
 
 
 class CatalogSearch:
@@ -147,7 +162,7 @@ class CatalogSearch:
                 continue
             image_scores = np.array([s for _, s in hits])  # (R,)
             caption_scores = self.index.caption_scores(q[b:b + 1], [it.item_id for it, _ in hits])[0]  # (R,)
-            combined = image_scores + self.config.caption_weight * caption_scores
+            combined = combine_scores(image_scores, caption_scores, self.config.caption_weight)  # (R,)
             order = np.argsort(-combined, kind="stable")[:k]
             out.append([SearchHit.of(hits[i][0], combined[i]) for i in order])
         return out
@@ -157,14 +172,59 @@ class CatalogSearch:
         """"This one, but ...": a composed search whose reference is an item of the index."""
         return self.composed([self.item_image(item_id)], [text], k, rerank=rerank, categories=categories)[0]
 
-    @torch.no_grad()
     def classify(self, images: Sequence[Image.Image | str | Path], labels: Sequence[str]) -> list[list[tuple[str, float]]]:
         """Per image, (label, probability) sorted by probability."""
-        labels = [l.strip() for l in labels if l.strip()]
-        if not labels:
-            raise DataError("classification needs at least one label")
-        probs = self.model.classify(list(images), labels).float().cpu().numpy()  # (B, L)
-        return [sorted(zip(labels, map(float, row)), key=lambda x: -x[1]) for row in probs]
+        return classify_images(self.model, images, labels)
+
+    # ---- the catalog, the model's other uses and its limits, for front ends that hold only the facade
+
+    def __len__(self) -> int:
+        """Live items in the index."""
+        return len(self.index)
+
+    def __contains__(self, item_id: str) -> bool:
+        return item_id in self.index
+
+    def item(self, item_id: str) -> CatalogItem:
+        """The index's record of an item (DataError when the index has no such item)."""
+        return self.index.item(item_id)
 
     def item_image(self, item_id: str) -> Image.Image:
-        return self.index.item(item_id).image_ref().load()
+        return self.item(item_id).image_ref().load()
+
+    def categories(self) -> list[str]:
+        """The categories of the live items, sorted."""
+        return self.index.categories()
+
+    @property
+    def fingerprint(self) -> str:
+        """The model fingerprint the index was built with (this model's: checked on construction)."""
+        return self.index.fingerprint
+
+    @property
+    def has_captions(self) -> bool:
+        """The index has gallery captions (caption re-ranking, image -> text)."""
+        return self.index.has_captions
+
+    @property
+    def max_caption_tokens(self) -> int:
+        """The captioner's own cap on the new tokens of a caption."""
+        return self.model.captioner.config.max_new_tokens
+
+    @property
+    def image_size(self) -> int:
+        """Side in pixels of the generator's (square) pictures."""
+        return int(self.model.generator.config.image_size)
+
+    def caption(self, images: Sequence[Image.Image | str | Path], style: str, *, max_new_tokens: int | None = None,
+                max_seconds: float | None = None) -> list[str]:
+        """Greedy captions in `style`; `max_new_tokens` None: the captioner's own cap; `max_seconds` cuts
+        decoding short. DataError for an unknown style."""
+        return self.model.caption(list(images), style, max_new_tokens=max_new_tokens, max_seconds=max_seconds)
+
+    def generate(self, texts: Sequence[str] | None = None, images: Sequence[Image.Image | str | Path] | None = None,
+                 *, steps: int, seed: int, progress=None) -> list[Image.Image]:
+        """Pictures of the generator's size from words, reference images or both, sampled with the
+        model's default sampler and guidance; `progress(step, total)` is called at every step (an
+        exception it raises stops the generation). DataError when neither texts nor images are given."""
+        return self.model.generate(texts=texts, images=images, steps=steps, seed=seed, progress=progress)

@@ -1,18 +1,26 @@
-"""Text searches that arrive together are answered together.
+"""Who gets the model when: text searches that arrive together are answered together, and the heavy
+model calls (caption, generate) take turns.
 
-On a CPU the text encoder is the larger part of a text search and batches well (8 texts take about
-twice the time of one), so under concurrent load the service encodes every text search waiting in the
-queue in one pass instead of one pass per request in parallel threads that fight over the cores. No
-request waits for a batch to fill: the worker takes whatever has queued while the previous batch ran
-(one request alone at low load; up to `max_batch` under load).
+Searches run in parallel in FastAPI's thread pool; they only read the index, warmed before the app is
+made. On a CPU the text encoder is the larger part of a text search and batches well (8 texts take
+about twice the time of one), so under concurrent load the service encodes every text search waiting
+in the queue in one pass instead of one pass per request in parallel threads that fight over the
+cores. No request waits for a batch to fill: the worker takes whatever has queued while the previous
+batch ran (one request alone at low load; up to `max_batch` under load).
+
+The heavy calls take turns behind one lock: at most `max_waiting` wait for it, each for a bounded
+time, and the rest are refused at once (503).
 """
 from __future__ import annotations
 
 import queue
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
+
+from fastapi import HTTPException
 
 from unifashion.search.engine import CatalogSearch, SearchHit, TextQuery
 
@@ -87,3 +95,35 @@ class TextSearchBatcher:
         self.batch_sizes.append(len(batch))
         for (_, future), hits in zip(batch, results):
             future.set_result(hits)
+
+
+class ModelTurns:
+    """The heavy model calls (caption, generate) take turns: one runs, at most `max_waiting` wait for it
+    (each up to its own wait), and the rest are refused at once with a 503."""
+
+    def __init__(self, max_waiting: int):
+        self.max_waiting = max_waiting
+        self.waiting = 0
+        self._model = threading.Lock()
+        self._count = threading.Lock()
+
+    @contextmanager
+    def turn(self, wait_s: float) -> Iterator[None]:
+        if not self._model.acquire(blocking=False):
+            with self._count:
+                if self.waiting >= self.max_waiting:
+                    raise HTTPException(503, f"the model is busy and {self.waiting} more requests wait for it "
+                                             f"(the limit); try again shortly", headers={"Retry-After": "5"})
+                self.waiting += 1
+            try:
+                acquired = self._model.acquire(timeout=max(wait_s, 0.0))
+            finally:
+                with self._count:
+                    self.waiting -= 1
+            if not acquired:
+                raise HTTPException(503, "the model is busy with another caption or generation; try again shortly",
+                                    headers={"Retry-After": "5"})
+        try:
+            yield
+        finally:
+            self._model.release()
