@@ -1,4 +1,6 @@
-"""Small file helpers shared across the package: checksums, fsync, checksum manifests, and replacing a
+"""The package's one home for durable writes and checksum manifests: writing a file so that a crash
+leaves the old or the whole new one (fsynced unless the caller says otherwise), the manifest that lists every file of a saved model, checkpoint
+or index segment by size and sha256 (written last, checked before anything is loaded), and replacing a
 whole directory so that a crash at any instant leaves either the old or the new complete one.
 
 Replacing `<name>` by a complete temporary sibling `<name>.new-<pid>` (`replace_dir`):
@@ -23,6 +25,7 @@ import shutil
 from pathlib import Path
 
 MANIFEST = "manifest.json"
+# a saved model's manifest: nothing but its files (checkpoints and indexes put their own fields beside)
 MANIFEST_FORMAT = "unifashion-files"
 MANIFEST_VERSION = 1
 _LEFTOVER = re.compile(r"^(?P<name>.+)\.(?P<kind>new|old)-(?P<pid>\d+)$")
@@ -40,7 +43,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-# ---- fsync ---------------------------------------------------------------------------------------
+# ---- fsync and atomic files ----------------------------------------------------------------------
 
 
 def fsync_file(path: Path) -> None:
@@ -63,28 +66,53 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_durable(path: Path, data: bytes) -> None:
-    """Write `path` atomically and durably: a temporary sibling, fsynced, renamed over it, parent fsynced."""
+def temporary_sibling(path: Path) -> Path:
+    """`.<name>.tmp-<pid>` beside `path`: where a file is written before it is renamed to `path`."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def replace_file(tmp: Path, path: Path, *, durable: bool = True) -> None:
+    """Rename the complete file `tmp` over `path`. `durable`: `tmp` fsynced first and the folder after,
+    so that the new file also survives a power cut (not only a killed process)."""
+    if durable:
+        fsync_file(tmp)
+    os.replace(tmp, path)
+    if durable:
+        fsync_dir(Path(path).parent)
+
+
+def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write `path` (its folder created if need be) into a temporary sibling renamed over it: a reader
+    sees the old file or the whole new one. `durable` (the default): fsynced, see `replace_file`;
+    only a writer of many files into a folder that is itself published whole turns it off."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace_file(tmp, path, durable=durable)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+
+
+def write_text_atomic(path: Path, text: str, *, durable: bool = True) -> None:
+    """`write_bytes_atomic` of `text` as UTF-8."""
+    write_bytes_atomic(path, text.encode("utf-8"), durable=durable)
 
 
 # ---- checksum manifests --------------------------------------------------------------------------
 
 
-def write_manifest(directory: Path) -> dict:
-    """fsync every file under `directory`, then write `manifest.json` last (atomically, fsynced): the
-    sha256 and size of each file, by path relative to `directory`. Returns the manifest."""
+def file_entry(path: Path) -> dict:
+    """A file's manifest entry, the one rule every manifest follows: its size and sha256."""
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def file_entries(directory: Path) -> dict[str, dict]:
+    """fsync every file under `directory` (but its manifest) and return {relative path: entry}."""
     directory = Path(directory)
     files = {}
     for path in sorted(p for p in directory.rglob("*") if p.is_file() and not p.is_symlink()):
@@ -92,9 +120,23 @@ def write_manifest(directory: Path) -> dict:
         if rel == MANIFEST:
             continue
         fsync_file(path)
-        files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-    manifest = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION, "files": files}
-    write_bytes_durable(directory / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+        files[rel] = file_entry(path)
+    return files
+
+
+def save_manifest(directory: Path, manifest: dict, *, sort_keys: bool = True) -> None:
+    """Write `manifest` as `directory/manifest.json`, atomically and durably."""
+    write_text_atomic(Path(directory) / MANIFEST, json.dumps(manifest, indent=1, sort_keys=sort_keys) + "\n")
+
+
+def write_manifest(directory: Path, header: dict | None = None) -> dict:
+    """fsync every file under `directory`, then write `manifest.json` last: `header` (by default a
+    model's format and version; a checkpoint gives its own) and `files`, the entry of each file by
+    path relative to `directory`. Returns the manifest."""
+    directory = Path(directory)
+    files = file_entries(directory)
+    manifest = {**(header or {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION}), "files": files}
+    save_manifest(directory, manifest)
     folders = {directory} | {parent for rel in files for parent in (directory / rel).parents
                              if directory in parent.parents}
     for folder in sorted(folders):
@@ -102,42 +144,64 @@ def write_manifest(directory: Path) -> dict:
     return manifest
 
 
-def verify_manifest(directory: Path, error: type[Exception], *, checksums: bool = True,
-                    hint: str = "") -> dict | None:
-    """The manifest of `directory` when every file it lists is present with its size and (with
-    `checksums`) its sha256; None when there is no manifest. Otherwise `error` with one line naming the
-    first bad file. Files the manifest does not list are not read here and are ignored."""
-    directory = Path(directory)
-    path = directory / MANIFEST
+def read_manifest(directory: Path, error: type[Exception], *, format: str | None = MANIFEST_FORMAT,
+                  version: int = MANIFEST_VERSION, hint: str = "") -> dict | None:
+    """`directory/manifest.json` as a dict when it is of this `format` (None: one without a format
+    name, as checkpoints write) and `version`; None when there is none; `error` with one line otherwise."""
+    path = Path(directory) / MANIFEST
     tail = f"; {hint}" if hint else ""
     if not path.is_file():
         return None
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        files = manifest["files"]
-        version = manifest["format_version"]
-        if manifest["format"] != MANIFEST_FORMAT or not isinstance(files, dict):
-            raise ValueError("not a file manifest")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise error(f"{path}: unreadable manifest ({type(e).__name__}){tail}") from None
-    if version != MANIFEST_VERSION:
-        raise error(f"{path}: format_version {version!r}, this version reads {MANIFEST_VERSION}")
-    root = directory.resolve()
+    except ValueError as e:  # JSON or UTF-8
+        raise error(f"{path}: unreadable manifest (not valid JSON: {e}){tail}".splitlines()[0]) from None
+    except OSError as e:
+        raise error(f"{path}: unreadable manifest ({e.strerror or type(e).__name__}){tail}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != format:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise error(f"{path}: not a {format or 'checkpoint'} manifest (format {found!r}){tail}")
+    if manifest.get("format_version") != version:
+        raise error(f"{path}: format_version {manifest.get('format_version')!r}, this version reads {version}")
+    return manifest
+
+
+def check_files(folder: Path, files: dict, error: type[Exception], *, checksums: bool = True, hint: str = "",
+                listed_in: Path | None = None) -> None:
+    """Every file that `files` ({path relative to `folder`: entry}) lists is in `folder` with its size
+    and (with `checksums`) its sha256; otherwise `error` with one line naming the first bad file.
+    Files not listed are not read here and are ignored. `listed_in`: the manifest holding the list
+    (default: the folder's own), named in errors about the list itself."""
+    folder = Path(folder)
+    where = listed_in or folder / MANIFEST
+    tail = f"; {hint}" if hint else ""
+    if not isinstance(files, dict):
+        raise error(f"{where}: malformed file list{tail}")
+    root = folder.resolve()
     for rel, expected in sorted(files.items()):
-        file = directory / rel
-        if root not in (directory / rel).resolve().parents:
-            raise error(f"{path}: lists {rel!r}, outside the directory")
+        file = folder / rel
+        if root not in file.resolve().parents:
+            raise error(f"{where}: lists {rel!r}, outside the directory")
         if not file.is_file():
             raise error(f"{file}: missing{tail}")
         try:
             want_bytes, want_sha = int(expected["bytes"]), str(expected["sha256"])
         except (KeyError, TypeError, ValueError):
-            raise error(f"{path}: malformed entry for {rel!r}{tail}") from None
+            raise error(f"{where}: malformed entry for {rel!r}{tail}") from None
         size = file.stat().st_size
         if size != want_bytes:
             raise error(f"{file}: truncated or altered ({size} bytes, the manifest says {want_bytes}){tail}")
         if checksums and sha256_file(file) != want_sha:
-            raise error(f"{file}: corrupt (sha256 does not match the manifest){tail}")
+            raise error(f"{file}: corrupt (sha256 checksum mismatch with the manifest){tail}")
+
+
+def verify_manifest(directory: Path, error: type[Exception], *, checksums: bool = True, hint: str = "",
+                    format: str | None = MANIFEST_FORMAT, version: int = MANIFEST_VERSION) -> dict | None:
+    """The manifest of `directory` (`read_manifest`) when every file it lists checks out
+    (`check_files`); None when there is no manifest; `error` with one line otherwise."""
+    manifest = read_manifest(directory, error, format=format, version=version, hint=hint)
+    if manifest is not None:
+        check_files(directory, manifest.get("files"), error, checksums=checksums, hint=hint)
     return manifest
 
 

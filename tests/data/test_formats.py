@@ -303,6 +303,35 @@ def test_catalog_interrupted_write_leaves_no_catalog(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".jsonl") or ".tmp-" in p.name]
 
 
+def test_every_writer_writes_its_last_files_on_a_clean_close_only(tmp_path):
+    """The shared staged-writer rule: leaving a writer's context with an exception writes none of the
+    files written on close (and leaves no temporary file); closing twice writes once."""
+    def interrupted(writer, add):
+        with pytest.raises(RuntimeError):
+            with writer as w:
+                add(w)
+                raise RuntimeError("interrupted")
+
+    interrupted(fashion200k.Fashion200kWriter(tmp_path / "f200k"),
+                lambda w: w.add("train", "dress", "cocktail dresses", 11, 0, img((255, 0, 0)), "red dress"))
+    interrupted(fashioniq.FashionIQWriter(tmp_path / "fiq"),
+                lambda w: (w.add_image("A1", img((1, 2, 3))), w.set_image_split("dress", "train", ["A1"])))
+    interrupted(vitonhd.VitonHDWriter(tmp_path / "viton"),
+                lambda w: w.add("train", "00001_00", tryon_images(0), "red t-shirt, cotton tee"))
+    assert not (tmp_path / "f200k" / "labels").exists()
+    assert not (tmp_path / "fiq" / "captions").exists() and not (tmp_path / "fiq" / "image_splits").exists()
+    assert not (tmp_path / "viton" / "train_pairs.txt").exists() and not (tmp_path / "viton" / "captions.json").exists()
+    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
+
+    w = catalog.CatalogWriter(tmp_path / "cat")
+    w.add("i1", "p1", "tops", "shirt", "train", img((1, 2, 3)), "t", "d", "dd", {})
+    w.close()
+    first = tree_digest(tmp_path / "cat")
+    w.close()
+    w.abort()  # after close: nothing to discard
+    assert tree_digest(tmp_path / "cat") == first and [s.item_id for s in catalog.load(tmp_path / "cat")] == ["i1"]
+
+
 # -------------------------------------------------------------------------------------- bad data
 
 

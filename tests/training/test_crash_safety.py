@@ -5,6 +5,7 @@ files are refused, by name, before anything is built.
 The killed writers are children forked by tests/helpers/crash_writer.py (imports and model paid once per module)."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -26,6 +27,7 @@ from unifashion.storage import clean_leftovers, recover_dir, replace_dir, sha256
 from unifashion.search.catalog_index import CatalogIndex, CatalogItem
 from unifashion.models import unified
 from unifashion.models.unified import UniFashion
+from unifashion.training import checkpoint
 
 WRITER = Path(__file__).resolve().parents[1] / "helpers" / "crash_writer.py"
 ROUNDS = 5  # kills per test, at seeded random points; alternately exchanging and renaming
@@ -281,3 +283,32 @@ def test_an_empty_or_missing_directory_is_not_a_model(tmp_path):
         UniFashion.from_pretrained(tmp_path / "empty")
     with pytest.raises(DataError, match="not a UniFashion index"):
         CatalogIndex.open(tmp_path / "empty")
+
+
+# ---- manifests: one writer, each kind's layout as earlier versions wrote and read it ---------------
+
+
+def _entries(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.relative_to(folder).as_posix() != "manifest.json"}
+
+
+def test_each_manifest_keeps_the_layout_earlier_versions_wrote(saved, tmp_path):
+    # a model: its format name, version and every file (sub-folders too)
+    model = json.loads((saved / "manifest.json").read_text())
+    assert model == {"format": "unifashion-files", "format_version": 1, "files": _entries(saved)}
+    # a checkpoint: version, step and files, no format name; byte for byte what the trainer always wrote
+    tmp = checkpoint.begin(tmp_path / "checkpoints", 3)
+    checkpoint.write_tensors(tmp / "model.safetensors", {"w": torch.ones(2)})
+    checkpoint.write_json(tmp / "trainer.json", {"state": {"step": 3}})
+    step = checkpoint.commit(tmp, 3)
+    expected = {"files": _entries(step), "format_version": 1, "step": 3}
+    assert sorted(expected["files"]) == ["model.safetensors", "trainer.json"]
+    assert (step / "manifest.json").read_text() == json.dumps(expected, indent=1, sort_keys=True) + "\n"
+    assert checkpoint.verify(step) == expected
+    # an index: each segment's files by name, size before sha256, in the index's own manifest
+    index = CatalogIndex.create(tmp_path / "i", fingerprint="f" * 64, model_source="m", num_queries=2, embed_dim=4)
+    index.add([CatalogItem(item_id="a")], torch.randn(1, 2, 4).numpy(), None)
+    segment = json.loads((tmp_path / "i" / "manifest.json").read_text())["segments"][0]
+    assert segment["files"] == _entries(tmp_path / "i" / "segments" / segment["name"])
+    assert all(list(entry) == ["bytes", "sha256"] for entry in segment["files"].values())

@@ -35,13 +35,13 @@ import torch
 
 from unifashion.data.samples import ImageRef
 from unifashion.errors import DataError
-from unifashion.storage import (fsync_dir, fsync_file, recover_dir, replace_dir, sha256_file, staging_dir,
-                                 write_bytes_durable)
+from unifashion.storage import (MANIFEST, check_files, file_entries, fsync_dir, read_manifest, recover_dir,
+                                 replace_dir, save_manifest, staging_dir, temporary_sibling)
 from unifashion.search.vector_index import AnnConfig, MultiVectorIndex, Reduce, VectorFile
 
 FORMAT = "unifashion-index"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
+_DAMAGED = "the index is damaged or incomplete; rebuild it"
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -98,10 +98,6 @@ def model_fingerprint(model) -> str:
     return digest.hexdigest()
 
 
-def _file_entry(path: Path, checksum: bool = True) -> dict:
-    return {"bytes": path.stat().st_size, **({"sha256": sha256_file(path)} if checksum else {})}
-
-
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -156,16 +152,9 @@ class CatalogIndex:
         root = Path(root)
         recover_dir(root)  # a rebuild interrupted between its two renames left the previous index aside
         path = root / MANIFEST
-        if not path.is_file():
+        manifest = read_manifest(root, DataError, format=FORMAT, version=FORMAT_VERSION)
+        if manifest is None:
             raise DataError(f"{root}: not a UniFashion index (no {MANIFEST})")
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DataError(f"{path}: not valid JSON ({e})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise DataError(f"{path}: not a UniFashion index manifest")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise DataError(f"{path}: format_version {manifest.get('format_version')!r} is not {FORMAT_VERSION}")
         try:
             config = ann or AnnConfig(**manifest["ann"])
             q, e = int(manifest["num_queries"]), int(manifest["embed_dim"])
@@ -181,15 +170,7 @@ class CatalogIndex:
     @staticmethod
     def _read_segment(root: Path, entry: dict, q: int, e: int, config: AnnConfig, verify: bool) -> Segment:
         folder = root / "segments" / entry["name"]
-        for name, expected in entry["files"].items():
-            file = folder / name
-            if not file.is_file():
-                raise DataError(f"{file}: missing (the index is incomplete; rebuild it)")
-            if file.stat().st_size != expected["bytes"]:
-                raise DataError(f"{file}: {file.stat().st_size} bytes, the manifest says {expected['bytes']} "
-                                "(the index is damaged; rebuild it)")
-            if verify and sha256_file(file) != expected["sha256"]:
-                raise DataError(f"{file}: checksum mismatch (the index is damaged; rebuild it)")
+        check_files(folder, entry["files"], DataError, checksums=verify, hint=_DAMAGED, listed_in=root / MANIFEST)
         items = [CatalogItem.from_json(line, f"{folder / 'items.jsonl'}:{i + 1}")
                  for i, line in enumerate((folder / "items.jsonl").read_text(encoding="utf-8").splitlines())]
         images = VectorFile(folder / "image_vectors.npy")  # rows read when scored, never all mapped
@@ -325,7 +306,7 @@ class CatalogIndex:
         self._clean_orphans()
         taken = [int(p.name.split("-")[1]) for p in segments_dir.iterdir() if p.name.startswith("seg-")]
         name = f"seg-{1 + max(taken, default=0):06d}"
-        tmp = segments_dir / f".{name}.tmp-{os.getpid()}"
+        tmp = temporary_sibling(segments_dir / name)
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
@@ -345,10 +326,8 @@ class CatalogIndex:
                     faiss.write_index(MultiVectorIndex.build_ann(caps, config), str(tmp / "caption_ann.faiss"))
                 if progress:
                     progress("train IVF-PQ", 1, 1)
-            for p in tmp.iterdir():
-                fsync_file(p)
+            files = file_entries(tmp)
             fsync_dir(tmp)
-            files = {p.name: _file_entry(p) for p in sorted(tmp.iterdir())}
             os.replace(tmp, segments_dir / name)
             fsync_dir(segments_dir)
         except BaseException:
@@ -392,7 +371,7 @@ class CatalogIndex:
             entry["removed"] = sorted(set(entry["removed"]))
         self.manifest["count"] = len(self)
         self.manifest["updated"] = _now()
-        write_bytes_durable(self.root / MANIFEST, (json.dumps(self.manifest, indent=1) + "\n").encode())
+        save_manifest(self.root, self.manifest, sort_keys=False)
 
     def _clean_orphans(self) -> None:
         named = {s["name"] for s in self.manifest["segments"]}

@@ -29,18 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from unifashion.storage import fsync_dir as _fsync_dir
-from unifashion.storage import fsync_file as _fsync_file
-from unifashion.storage import sha256_file
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from unifashion.errors import UnifashionError
+from unifashion.storage import MANIFEST, fsync_dir, fsync_file, verify_manifest, write_manifest, write_text_atomic
 
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -97,19 +93,14 @@ def begin(root: Path, step: int) -> Path:
 def commit(tmp: Path, step: int) -> Path:
     """Hash every file of `tmp`, write the manifest, fsync, and rename `tmp` to `step-N`."""
     tmp = Path(tmp)
-    files = {}
-    for path in sorted(tmp.iterdir()):
-        if path.is_file() and path.name != MANIFEST:
-            files[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-    write_json(tmp / MANIFEST, {"format_version": FORMAT_VERSION, "step": step, "files": files})
-    _fsync_dir(tmp)
+    write_manifest(tmp, {"format_version": FORMAT_VERSION, "step": step})  # no "format": as checkpoints always were
     final = step_dir(tmp.parent, step)
     if final.exists():  # a checkpoint of the same step from an earlier run: replace it (it is complete too)
         old = final.with_name(final.name + ".del")
         os.replace(final, old)
         shutil.rmtree(old, ignore_errors=True)
     os.replace(tmp, final)
-    _fsync_dir(tmp.parent)
+    fsync_dir(tmp.parent)
     return final
 
 
@@ -119,7 +110,7 @@ def prune(root: Path, keep: int) -> None:
         doomed = path.with_name(path.name + ".del")
         os.replace(path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
-    _fsync_dir(Path(root))
+    fsync_dir(Path(root))
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -128,14 +119,11 @@ def prune(root: Path, keep: int) -> None:
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     save_file({k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}, str(path),
               metadata=metadata)
-    _fsync_file(path)
+    fsync_file(path)
 
 
 def write_json(path: Path, obj: Any) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -145,27 +133,9 @@ def verify(directory: Path) -> dict:
     """The manifest of a complete, intact checkpoint; CheckpointError naming the first bad file otherwise."""
     directory = Path(directory)
     hint = f"delete {directory} to resume from the previous checkpoint"
-    manifest_path = directory / MANIFEST
-    if not manifest_path.is_file():
-        raise CheckpointError(f"{manifest_path}: missing, the checkpoint is incomplete; {hint}")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        files = manifest["files"]
-        version = manifest["format_version"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{manifest_path}: unreadable manifest ({type(e).__name__}); {hint}") from None
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{manifest_path}: format_version {version!r}, this version reads {FORMAT_VERSION}")
-    for name, expected in sorted(files.items()):
-        path = directory / name
-        if not path.is_file():
-            raise CheckpointError(f"{path}: missing from the checkpoint; {hint}")
-        size = path.stat().st_size
-        if size != expected["bytes"]:
-            raise CheckpointError(f"{path}: truncated or altered ({size} bytes, the manifest says "
-                                  f"{expected['bytes']}); {hint}")
-        if sha256_file(path) != expected["sha256"]:
-            raise CheckpointError(f"{path}: corrupt (sha256 does not match the manifest); {hint}")
+    manifest = verify_manifest(directory, CheckpointError, hint=hint, format=None, version=FORMAT_VERSION)
+    if manifest is None:
+        raise CheckpointError(f"{directory / MANIFEST}: missing, the checkpoint is incomplete; {hint}")
     return manifest
 
 

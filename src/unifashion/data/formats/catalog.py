@@ -19,13 +19,12 @@ name each value (read by `load_vocabulary`, used by `evaluation.attributes`).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
-from unifashion.data.formats.common import (BadItems, LoadReport, check_name, check_split, image_problem,
-                                            require_dir, save_image_atomic, unicode_problem)
+from unifashion.data.formats.common import (BadItems, LoadReport, StagedWriter, check_name, check_split,
+                                            image_problem, require_dir, unicode_problem)
 from unifashion.data.samples import ImageRef, ImageTextPair
 from unifashion.errors import DataError
 
@@ -143,17 +142,14 @@ def load(root: Path, split: str | None = None, *, skip_bad: bool = False, report
     return out
 
 
-class CatalogWriter:
+class CatalogWriter(StagedWriter):
     """Streams `catalog.jsonl` (temporary name until close) and writes `images/{item_id}.png`."""
 
     def __init__(self, root: Path):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        super().__init__(root)
         self.path = self.root / FILENAME
-        self._tmp = self.root / f".{FILENAME}.tmp-{os.getpid()}"
-        self._f = open(self._tmp, "w", encoding="utf-8", newline="\n")
+        self._f = open(self.stage(self.path), "w", encoding="utf-8", newline="\n")
         self._ids: set[str] = set()
-        self._closed = False
 
     def add(self, item_id: str, product_id: str, category: str, subcategory: str, split: str, image: Image.Image,
             title: str, description: str, detailed: str, attributes: dict, view: dict | None = None) -> None:
@@ -168,28 +164,12 @@ class CatalogWriter:
         problem = _record_problem(rec)
         if problem:
             raise DataError(f"catalog item '{item_id}': {problem}")
-        save_image_atomic(image.convert("RGB"), self.root / rec["image"])
+        self.save_image(image.convert("RGB"), self.root / rec["image"])
         self._f.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
         self._ids.add(item_id)
 
-    def close(self) -> Path:
-        if not self._closed:
-            self._f.close()
-            os.replace(self._tmp, self.path)
-            self._closed = True
-        return self.path
+    def _finish(self) -> None:
+        self._f.close()
 
-    def abort(self) -> None:
-        if not self._closed:
-            self._f.close()
-            self._tmp.unlink(missing_ok=True)
-            self._closed = True
-
-    def __enter__(self) -> CatalogWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+    def _discard(self) -> None:
+        self._f.close()

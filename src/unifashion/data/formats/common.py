@@ -4,9 +4,9 @@ Readers: `LoadReport` and `BadItems` implement the one rule every reader follows
 raises `DataError` (skip_bad=False, the default) or is skipped and recorded as one line in
 `report.skipped` (skip_bad=True); nothing is dropped silently.
 
-Writers: every file is written under a temporary name in its final folder and renamed into place
-(`os.replace`) only when complete, so an interrupted write never leaves a half file under the final
-name. Images are encoded with fixed parameters (PNG: compress level 6, no metadata chunks; JPEG:
+Writers (`StagedWriter`): every file is written under a temporary name in its final folder and
+renamed into place only when complete, so an interrupted write never leaves a half file under the
+final name. Images are encoded with fixed parameters (PNG: compress level 6, no metadata chunks; JPEG:
 quality 95, 4:4:4) so that the same inputs give byte-identical files.
 """
 from __future__ import annotations
@@ -16,15 +16,16 @@ from collections.abc import Iterator
 import io
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 from PIL import Image
 
 from unifashion.data.samples import ImageRef
 from unifashion.errors import DataError
+from unifashion.storage import replace_file, temporary_sibling, write_bytes_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -135,24 +136,69 @@ def unicode_problem(value: str) -> str | None:
 # Writing
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+class StagedWriter:
+    """What every dataset writer shares: its root folder; files streamed under a temporary name
+    (`stage`), renamed into place by `close` after the subclass's `_finish` (what is written last:
+    label and index files); `abort` (leaving the context with an exception) discards them and any
+    file the subclass has open (`_discard`). A second close or abort does nothing.
 
+    Each file is atomic but not fsynced: a dataset is many files (57k in the quickstart world, at
+    about 3.6 ms a fsync) written into a folder that its caller publishes whole (the world renames
+    its `.partial` folder), so a crash is handled by writing it again."""
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._staged: list[tuple[Path, Path]] = []  # (temporary, final)
+        self._closed = False
 
+    def stage(self, path: Path) -> Path:
+        """The temporary name to stream `path` into: renamed to `path` on close, removed on abort."""
+        tmp = temporary_sibling(path)
+        self._staged.append((tmp, path))
+        return tmp
 
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
+    def write_text(self, path: Path, text: str) -> None:
+        write_text_atomic(path, text, durable=False)
+
+    def write_bytes(self, path: Path, data: bytes) -> None:
+        write_bytes_atomic(path, data, durable=False)
+
+    def save_image(self, image: Image.Image, path: Path) -> None:
+        save_image_atomic(image, path, durable=False)
+
+    def _finish(self) -> None:
+        """Write what is written on close and close the files being streamed."""
+
+    def _discard(self) -> None:
+        """Close the files being streamed without finishing them."""
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._finish()
+        for tmp, path in self._staged:
+            replace_file(tmp, path, durable=False)
+        self._closed = True
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._discard()
+        finally:
+            for tmp, _ in self._staged:
+                tmp.unlink(missing_ok=True)
+            self._closed = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def json_dumps(obj) -> str:
@@ -187,9 +233,10 @@ def encode_image(image: Image.Image, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def save_image_atomic(image: Image.Image, path: Path) -> None:
+def save_image_atomic(image: Image.Image, path: Path, *, durable: bool = True) -> None:
+    """Encode by the file's suffix (.png: PNG, else JPEG) and write atomically (`storage.write_bytes_atomic`)."""
     fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
-    write_bytes_atomic(path, encode_image(image, fmt))
+    write_bytes_atomic(path, encode_image(image, fmt), durable=durable)
 
 
 def check_text_field(value, what: str, *, single_line: bool = True, allow_tab: bool = True) -> str:

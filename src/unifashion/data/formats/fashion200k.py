@@ -33,9 +33,9 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
-from unifashion.data.formats.common import (BadItems, LoadReport, check_name, check_split, check_text_field,
-                                            image_problem, read_text_file, require_dir, text_lines, two_column_lines,
-                                            save_image_atomic, write_text_atomic)
+from unifashion.data.formats.common import (BadItems, LoadReport, StagedWriter, check_name, check_split,
+                                            check_text_field, image_problem, read_text_file, require_dir, text_lines,
+                                            two_column_lines)
 from unifashion.data.samples import ImageRef, ImageTextPair
 from unifashion.errors import DataError
 
@@ -141,16 +141,14 @@ def load_test_queries(root: Path, *, skip_bad: bool = False, report: LoadReport 
     return out
 
 
-class Fashion200kWriter:
+class Fashion200kWriter(StagedWriter):
     """Writes the release layout: JPEG images at once, label files and test queries on close."""
 
     def __init__(self, root: Path):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        super().__init__(root)
         self._lines: dict[tuple[str, str], list[str]] = {}
         self._queries: list[str] = []
         self._paths: set[str] = set()
-        self._closed = False
 
     def add(self, split: str, category: str, subcategory: str, product_id: str | int, view_index: int,
             image: Image.Image, description: str, detection_score: float = 1.0) -> str:
@@ -168,7 +166,7 @@ class Fashion200kWriter:
         if rel in self._paths:
             raise DataError(f"Fashion200K image {rel} added twice")
         self._paths.add(rel)
-        save_image_atomic(image.convert("RGB"), self.root / rel)
+        self.save_image(image.convert("RGB"), self.root / rel)
         self._lines.setdefault((category, split), []).append(f"{rel}\t{float(detection_score)!r}\t{description}")
         return rel
 
@@ -178,18 +176,8 @@ class Fashion200kWriter:
                 raise DataError(f"Fashion200K test query names an image not written: {q}")
         self._queries.append(f"{source_rel} {target_rel}")
 
-    def close(self) -> None:
-        if self._closed:
-            return
+    def _finish(self) -> None:
         for (category, split), lines in sorted(self._lines.items()):
-            write_text_atomic(self.root / "labels" / f"{category}_{split}_detect_all.txt", "\n".join(lines) + "\n")
+            self.write_text(self.root / "labels" / f"{category}_{split}_detect_all.txt", "\n".join(lines) + "\n")
         if self._queries:
-            write_text_atomic(self.root / TEST_QUERIES, "\n".join(self._queries) + "\n")
-        self._closed = True
-
-    def __enter__(self) -> Fashion200kWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
+            self.write_text(self.root / TEST_QUERIES, "\n".join(self._queries) + "\n")

@@ -32,13 +32,12 @@ image row (a truncated file fails there); without it the image dataset's shape i
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-from unifashion.data.formats.common import BadItems, LoadReport, check_split, require_dir
+from unifashion.data.formats.common import BadItems, LoadReport, StagedWriter, check_split, require_dir
 from unifashion.data.samples import ImageRef, ImageTextPair
 from unifashion.errors import DataError
 
@@ -183,7 +182,7 @@ def _load_rows(f, path: Path, split: str, bad: BadItems, check_images: bool) -> 
     return out
 
 
-class FashionGenWriter:
+class FashionGenWriter(StagedWriter):
     """Writes one split as `fashiongen_{S}_{S}_{split}.h5` in the release's field layout.
 
     Images stream into a chunked, growing `input_image` dataset (nothing accumulates in memory but
@@ -198,13 +197,11 @@ class FashionGenWriter:
         if split == "val":
             split = "validation"
         check_split(split, SPLITS, "FashionGen")
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        super().__init__(root)
         self.split = split
         self.size = int(image_size)
         self.path = self.root / f"fashiongen_{self.size}_{self.size}_{split}.h5"
-        self._tmp = self.root / f".{self.path.name}.tmp-{os.getpid()}"
-        self._f = h5py.File(self._tmp, "w", libver="earliest", track_order=False)
+        self._f = h5py.File(self.stage(self.path), "w", libver="earliest", track_order=False)
         self._images = self._f.create_dataset(
             IMAGE_KEY, shape=(0, self.size, self.size, 3), maxshape=(None, self.size, self.size, 3),
             dtype=np.uint8, chunks=(1, self.size, self.size, 3), track_times=False)
@@ -215,7 +212,6 @@ class FashionGenWriter:
             "input_concat_description")}
         self._msrp: list[float] = []
         self._pid: list[int] = []
-        self._closed = False
 
     def _enc(self, value: str, key: str) -> bytes:
         if not isinstance(value, str):
@@ -258,9 +254,7 @@ class FashionGenWriter:
         self._pid.append(int(product_id))
         self._n += 1
 
-    def close(self) -> Path:
-        if self._closed:
-            return self.path
+    def _finish(self) -> None:
         f = self._f
         n = self._n
         for key, values in self._text.items():
@@ -275,23 +269,6 @@ class FashionGenWriter:
         f.create_dataset("index", data=rows, track_times=False)
         f.create_dataset("index_2", data=rows, track_times=False)
         f.close()
-        os.replace(self._tmp, self.path)
-        self._closed = True
-        return self.path
 
-    def abort(self) -> None:
-        if not self._closed:
-            try:
-                self._f.close()
-            finally:
-                self._tmp.unlink(missing_ok=True)
-                self._closed = True
-
-    def __enter__(self) -> FashionGenWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+    def _discard(self) -> None:
+        self._f.close()

@@ -37,9 +37,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from unifashion.data.formats.common import (BadItems, LoadReport, check_name, check_split, check_text_field,
-                                            image_problem, json_dumps, read_json_file, require_dir,
-                                            save_image_atomic, unicode_problem, write_text_atomic)
+from unifashion.data.formats.common import (BadItems, LoadReport, StagedWriter, check_name, check_split,
+                                            check_text_field, image_problem, json_dumps, read_json_file, require_dir,
+                                            unicode_problem)
 from unifashion.data.samples import ImageRef, Triplet
 from unifashion.errors import DataError
 
@@ -186,24 +186,22 @@ def _name_problem(name: str, what: str) -> str | None:
     return None
 
 
-class FashionIQWriter:
+class FashionIQWriter(StagedWriter):
     """Writes `images/{name}.png` at once, the caption and image-split JSON files on close."""
 
     def __init__(self, root: Path):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        super().__init__(root)
         self._triplets: dict[tuple[str, str], list[dict]] = {}
         self._splits: dict[tuple[str, str], list[str]] = {}
         self._images: set[str] = set()
         self._image_captions: dict[str, str] = {}
-        self._closed = False
 
     def add_image(self, name: str, image: Image.Image) -> None:
         check_name(name, "Fashion-IQ image name")
         if name in self._images:
             raise DataError(f"Fashion-IQ image {name} added twice")
         self._images.add(name)
-        save_image_atomic(image.convert("RGB"), self.root / "images" / f"{name}.png")
+        self.save_image(image.convert("RGB"), self.root / "images" / f"{name}.png")
 
     def add_triplet(self, category: str, split: str, candidate: str, target: str | None,
                     captions: list[str] | tuple[str, ...]) -> None:
@@ -231,22 +229,12 @@ class FashionIQWriter:
         check_name(category, "Fashion-IQ category")
         self._splits[(category, split)] = [check_name(n, "Fashion-IQ image name") for n in names]
 
-    def close(self) -> None:
-        if self._closed:
-            return
+    def _finish(self) -> None:
         # every category/split with a gallery gets a caption file, if need be an empty one
         for cat, split in sorted(set(self._triplets) | set(self._splits)):
             entries = self._triplets.get((cat, split), [])
-            write_text_atomic(self.root / "captions" / f"cap.{cat}.{split}.json", json_dumps(entries))
+            self.write_text(self.root / "captions" / f"cap.{cat}.{split}.json", json_dumps(entries))
         for (cat, split), names in sorted(self._splits.items()):
-            write_text_atomic(self.root / "image_splits" / f"split.{cat}.{split}.json", json_dumps(names))
+            self.write_text(self.root / "image_splits" / f"split.{cat}.{split}.json", json_dumps(names))
         if self._image_captions:
-            write_text_atomic(self.root / IMAGE_CAPTIONS, json_dumps(dict(sorted(self._image_captions.items()))))
-        self._closed = True
-
-    def __enter__(self) -> FashionIQWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
+            self.write_text(self.root / IMAGE_CAPTIONS, json_dumps(dict(sorted(self._image_captions.items()))))

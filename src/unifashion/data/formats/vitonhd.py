@@ -51,10 +51,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from unifashion.data.formats.common import (BadItems, LoadReport, as_pil, check_name, check_split,
-                                            check_text_field, image_problem, json_dumps,
-                                            read_json_file, require_dir, two_column_lines, save_image_atomic, write_bytes_atomic,
-                                            write_text_atomic)
+from unifashion.data.formats.common import (BadItems, LoadReport, StagedWriter, as_pil, check_name, check_split,
+                                            check_text_field, image_problem, json_dumps, read_json_file, require_dir,
+                                            two_column_lines)
 from unifashion.data.samples import ImageRef, TryOnSample
 from unifashion.errors import DataError
 
@@ -196,7 +195,7 @@ def read_captions(root: Path) -> dict[str, list[str]] | None:
     return data
 
 
-class VitonHDWriter:
+class VitonHDWriter(StagedWriter):
     """Writes the VITON-HD release layout plus MGD's captions and sketches.
 
     `add` writes a person's files at once; `close` writes `{split}_pairs.txt` (one line per person,
@@ -208,13 +207,11 @@ class VitonHDWriter:
     """
 
     def __init__(self, root: Path):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        super().__init__(root)
         self._persons: dict[str, list[str]] = {}
         self._pairs: dict[tuple[str, str], str] = {}
         self._has_sketch: dict[tuple[str, str], bool] = {}
         self._captions: dict[str, list[str]] = {}
-        self._closed = False
 
     def add(self, split: str, stem: str, images, caption: str | None) -> None:
         check_split(split, SPLITS, "VITON-HD")
@@ -229,22 +226,22 @@ class VitonHDWriter:
         person = as_pil(images.person, f"{what} person").convert("RGB")
         mask = as_pil(images.agnostic_mask, f"{what} agnostic_mask").convert("L")
         parse = _parse_image(images.parse, f"{what} parse")
-        save_image_atomic(person, paths["person"])
-        save_image_atomic(as_pil(images.garment, f"{what} garment").convert("RGB"), paths["garment"])
-        save_image_atomic(as_pil(images.garment_mask, f"{what} garment_mask").convert("L"), paths["garment_mask"])
-        save_image_atomic(as_pil(images.agnostic, f"{what} agnostic").convert("RGB"), paths["agnostic"])
-        save_image_atomic(mask.point(lambda v: 255 if v >= 128 else 0), paths["agnostic_mask"])
-        save_image_atomic(parse, paths["parse"])
+        self.save_image(person, paths["person"])
+        self.save_image(as_pil(images.garment, f"{what} garment").convert("RGB"), paths["garment"])
+        self.save_image(as_pil(images.garment_mask, f"{what} garment_mask").convert("L"), paths["garment_mask"])
+        self.save_image(as_pil(images.agnostic, f"{what} agnostic").convert("RGB"), paths["agnostic"])
+        self.save_image(mask.point(lambda v: 255 if v >= 128 else 0), paths["agnostic_mask"])
+        self.save_image(parse, paths["parse"])
         parse_arr = np.asarray(parse).copy()
         parse_arr[np.asarray(mask) >= 128] = 0
         agn_parse = Image.fromarray(parse_arr, "P")
         agn_parse.putpalette(PARSE_PALETTE)
-        save_image_atomic(agn_parse, self.root / split / "image-parse-agnostic-v3.2" / f"{stem}.png")
-        save_image_atomic(as_pil(images.pose_image, f"{what} pose_image").convert("RGB"), paths["pose_image"])
-        write_text_atomic(paths["pose_json"], json.dumps(pose_json(images.pose_keypoints)) + "\n")
+        self.save_image(agn_parse, self.root / split / "image-parse-agnostic-v3.2" / f"{stem}.png")
+        self.save_image(as_pil(images.pose_image, f"{what} pose_image").convert("RGB"), paths["pose_image"])
+        self.write_text(paths["pose_json"], json.dumps(pose_json(images.pose_keypoints)) + "\n")
         sketch = getattr(images, "sketch", None)
         if sketch is not None:
-            save_image_atomic(as_pil(sketch, f"{what} sketch").convert("L"), paths["sketch"])
+            self.save_image(as_pil(sketch, f"{what} sketch").convert("L"), paths["sketch"])
         self._has_sketch[(split, stem)] = sketch is not None
         if caption is not None:
             check_text_field(caption, f"{what} caption")
@@ -265,9 +262,7 @@ class VitonHDWriter:
             raise DataError(f"VITON-HD {split} person {person_stem} already has a pair")
         self._pairs[(split, person_stem)] = cloth_stem
 
-    def close(self) -> None:
-        if self._closed:
-            return
+    def _finish(self) -> None:
         for (split, person), cloth in self._pairs.items():
             for stem in (person, cloth):
                 if stem not in self._persons.get(split, []):
@@ -279,18 +274,10 @@ class VitonHDWriter:
                 lines.append(f"{p}.jpg {c}.jpg")
                 if c != p and self._has_sketch.get((split, c)):
                     src = self.root / split / "im_sketch" / f"{c}.png"
-                    write_bytes_atomic(self.root / split / "im_sketch_unpaired" / f"{p}_{c}.png", src.read_bytes())
-            write_text_atomic(self.root / f"{split}_pairs.txt", "\n".join(lines) + "\n")
+                    self.write_bytes(self.root / split / "im_sketch_unpaired" / f"{p}_{c}.png", src.read_bytes())
+            self.write_text(self.root / f"{split}_pairs.txt", "\n".join(lines) + "\n")
         if self._captions:
-            write_text_atomic(self.root / CAPTIONS, json_dumps(dict(sorted(self._captions.items()))))
-        self._closed = True
-
-    def __enter__(self) -> VitonHDWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
+            self.write_text(self.root / CAPTIONS, json_dumps(dict(sorted(self._captions.items()))))
 
 
 def _parse_image(parse, what: str) -> Image.Image:
