@@ -55,7 +55,7 @@ def odd_images(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """(model directory, the model loaded once): commands get it through a patched _load_model."""
+    """(model directory, the model loaded once): commands get it through a patched UniFashion.from_pretrained."""
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("hostile") / "model"
     UniFashion.from_config("tiny").save_pretrained(directory)
@@ -64,7 +64,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture
 def cli_model(tiny, monkeypatch):
-    monkeypatch.setattr(cli, "_load_model", lambda path: tiny[1])
+    monkeypatch.setattr(UniFashion, "from_pretrained", classmethod(lambda cls, path, **kw: tiny[1]))
     return tiny[0]
 
 

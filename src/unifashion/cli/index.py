@@ -1,0 +1,160 @@
+"""`unifashion index ...`: build, change and describe a catalog search index."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from unifashion.cli.options import with_given
+from unifashion.cli.output import StageProgress, err, print_json, report_skipped
+from unifashion.errors import UnifashionError
+
+index_app = typer.Typer(help="Build and change a catalog search index (query vectors, gallery captions, items).",
+                        no_args_is_help=True)
+
+SKIP_BAD_HELP = ("Skip bad items (unreadable images, malformed records), list them on stderr and in --json, "
+                 "and go on if any item is left.")
+
+
+def _catalog_items(data: Path | None, images: Path | None, split: str | None, skip_bad: bool = False,
+                   skipped: list[dict] | None = None):
+    from unifashion.search.index_build import items_from_data, items_from_images
+
+    if (data is None) == (images is None):
+        raise UnifashionError("give exactly one of --data (a dataset folder or world) and --images (a folder of images)")
+    if data is not None:
+        return items_from_data(data, split, skip_bad=skip_bad, skipped=skipped)
+    return items_from_images(images)
+
+
+@index_app.command("build")
+def index_build(
+    model: Annotated[Path, typer.Option(help="A trained model directory (it encodes the catalog and writes the gallery captions).")],
+    out: Annotated[Path, typer.Option(help="Index folder to write.")],
+    data: Annotated[Path | None, typer.Option(help="A synthetic world or a folder with image-text pairs (our catalog, FashionGen, Fashion200K).")] = None,
+    images: Annotated[Path | None, typer.Option(help="A folder of images (one item per file; subfolders become categories).")] = None,
+    split: Annotated[str | None, typer.Option(help="Only this split of --data (default: every split).")] = None,
+    captions: Annotated[bool, typer.Option("--captions/--no-captions", help="Write a gallery caption per item (caption re-ranking and image-to-text search need them).")] = True,
+    approximate: Annotated[bool | None, typer.Option("--approximate/--exact", help="Force IVF-PQ candidates or exact scoring (default: by size).", show_default="by size")] = None,
+    exact_below: Annotated[int | None, typer.Option("--exact-below", min=1, help="Exact scoring below this many items.", show_default="20000")] = None,
+    nprobe: Annotated[int | None, typer.Option(min=1, help="IVF lists visited per query vector.", show_default="64")] = None,
+    candidates: Annotated[int | None, typer.Option(min=1, help="Items re-scored exactly per approximate query.", show_default="max(200, items / 1250)")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing index at --out.")] = False,
+    restart: Annotated[bool, typer.Option(help="Discard a partial build at --out instead of resuming it.")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help=SKIP_BAD_HELP)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the index summary as JSON.")] = False,
+) -> None:
+    """Embed a catalog into a search index (resumes an interrupted build of the same model and items)."""
+    from unifashion.models.unified import UniFashion
+    from unifashion.search.index_build import build_index
+    from unifashion.search.vector_index import AnnConfig
+
+    skipped: list[dict] = []
+    items = _catalog_items(data, images, split, skip_bad, skipped)
+    net = UniFashion.from_pretrained(model)
+    ann = with_given(AnnConfig(), {"exact_below": exact_below, "nprobe": nprobe, "candidates": candidates})
+    start = time.perf_counter()
+    with StageProgress(json_on_stdout=as_json) as progress:
+        index = build_index(net, items, out, model_source=str(model.resolve()), captions=captions, ann=ann,
+                            approximate=approximate, overwrite=overwrite, restart=restart, batch_size=batch_size,
+                            progress=progress, skip_bad=skip_bad, skipped=skipped)
+    report_skipped(skipped)
+    summary = {**index.describe(), "seconds": round(time.perf_counter() - start, 2), "skipped": skipped}
+    if as_json:
+        print_json(summary)
+    else:
+        err.print(f"indexed {len(index)} items into {out} in {summary['seconds']} s "
+                  f"({'approximate' if any(s['approximate'] for s in summary['segments']) else 'exact'} search)")
+
+
+@index_app.command("add")
+def index_add(
+    index: Annotated[Path, typer.Option(help="The index folder.")],
+    data: Annotated[Path | None, typer.Option(help="A dataset folder or world whose items to add.")] = None,
+    images: Annotated[Path | None, typer.Option(help="A folder of images to add.")] = None,
+    split: Annotated[str | None, typer.Option(help="Only this split of --data.")] = None,
+    model: Annotated[Path | None, typer.Option(help="The model that built the index (default: the one its manifest names).")] = None,
+    replace: Annotated[bool, typer.Option(help="Replace items already in the index (otherwise they are an error).")] = False,
+    approximate: Annotated[bool | None, typer.Option("--approximate/--exact", show_default="by size")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help=SKIP_BAD_HELP)] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Add items to an index without rebuilding it (a new segment)."""
+    from unifashion.models.unified import UniFashion
+    from unifashion.search.index_build import add_to_index
+    from unifashion.search.catalog_index import CatalogIndex
+
+    idx = CatalogIndex.open(index)
+    skipped: list[dict] = []
+    items = _catalog_items(data, images, split, skip_bad, skipped)
+    net = UniFashion.from_pretrained(model or Path(idx.manifest["model"]["source"]))
+    with StageProgress(json_on_stdout=as_json) as progress:
+        added = add_to_index(net, idx, items, replace=replace, approximate=approximate, batch_size=batch_size,
+                             progress=progress, skip_bad=skip_bad, skipped=skipped)
+    report_skipped(skipped)
+    if as_json:
+        print_json({"added": added, **idx.describe(), "skipped": skipped})
+    else:
+        err.print(f"added {added} items; the index now holds {len(idx)}")
+
+
+@index_app.command("remove")
+def index_remove(
+    index: Annotated[Path, typer.Option(help="The index folder.")],
+    item_ids: Annotated[list[str], typer.Argument(help="Item ids to remove.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Remove items from an index (recorded in its manifest; `index compact` drops their vectors)."""
+    from unifashion.search.catalog_index import CatalogIndex
+
+    idx = CatalogIndex.open(index)
+    idx.remove(item_ids)
+    if as_json:
+        print_json({"removed": len(item_ids), **idx.describe()})
+    else:
+        err.print(f"removed {len(item_ids)} items; the index now holds {len(idx)}")
+
+
+@index_app.command("compact")
+def index_compact(
+    index: Annotated[Path, typer.Option(help="The index folder.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Rewrite an index as one segment without its removed items (the ANN index is rebuilt by size)."""
+    from unifashion.search.catalog_index import CatalogIndex
+
+    idx = CatalogIndex.open(index)
+    with StageProgress(json_on_stdout=as_json) as progress:
+        idx.compact(progress=progress)
+    if as_json:
+        print_json(idx.describe())
+    else:
+        err.print(f"compacted {index}: {len(idx)} items in one segment")
+
+
+@index_app.command("info")
+def index_info(
+    index: Annotated[Path, typer.Argument(help="The index folder.")],
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check every file's sha256.")] = True,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Describe an index (items, segments, model, search settings) after checking its files."""
+    from unifashion.search.catalog_index import CatalogIndex
+
+    summary = CatalogIndex.open(index, verify=verify).describe()
+    if as_json:
+        print_json(summary)
+        return
+    table = Table("segment", "items", "search")
+    for seg in summary["segments"]:
+        table.add_row(seg["name"], str(seg["items"]), "IVF-PQ + exact re-scoring" if seg["approximate"] else "exact")
+    Console().print(table)
+    err.print(f"{summary['items']} live items ({summary['removed']} removed), {summary['num_queries']} query vectors "
+              f"of {summary['embed_dim']} each, gallery captions: {'yes' if summary['captions'] else 'no'}; "
+              f"model {summary['model']['source']} ({summary['model']['fingerprint'][:12]})")
