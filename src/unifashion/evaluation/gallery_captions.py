@@ -9,6 +9,7 @@ Two uses, never mixing query text into a gallery caption (the official code's te
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -84,3 +85,38 @@ def caption_images(model, images: Sequence[tuple[str, ImageRef]], *, style: str 
         if progress is not None:
             progress(min(start + batch_size, len(images)), len(images))
     return out
+
+
+def readable_images(images: Sequence[tuple[str, ImageRef]], skipped: list[dict]) -> list[tuple[str, ImageRef]]:
+    """The (name, image) pairs whose image decodes; each other one appended to `skipped` as {"item", "reason"}.
+    DataError when none is left."""
+    kept = []
+    for name, ref in images:
+        try:
+            ref.load()
+            kept.append((name, ref))
+        except DataError as e:
+            skipped.append({"item": name, "reason": str(e)})
+    if not kept:
+        raise DataError(f"no readable images: all {len(images)} were bad "
+                        f"(first: {skipped[0]['item']}: {skipped[0]['reason']})")
+    return kept
+
+
+def write_gallery_captions(path: Path, captions: dict[str, str]) -> None:
+    """{image name: caption} as UTF-8 JSON, written atomically (the file `read_gallery_captions` reads)."""
+    from unifashion.storage import write_text_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(captions, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_gallery_captions(path: Path) -> dict[str, str]:
+    """{image name: caption} from a JSON file; DataError naming the file when it is not that."""
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot read it as JSON ({e})") from None
+    if not isinstance(stored, dict) or not all(isinstance(v, str) for v in stored.values()):
+        raise DataError(f"{path}: expected {{image name: caption}}")
+    return stored
