@@ -235,3 +235,32 @@ def test_frozen_outputs_are_recomputed_for_a_part_that_trains():
     cache.rows("x", layer, ["a", "b", "a"], compute)  # frozen: each key once
     rows = cache.rows("x", layer, ["b", "a"], compute)
     assert seen[2:] == [[0, 1]] and rows.shape == (2, 2) and cache.hits == 3
+
+
+def test_phases_by_name_declare_the_data_they_train_on(small_world):
+    from dataclasses import asdict
+
+    from unifashion.data.training_sets import (FASHIONIQ_TRIPLETS, IMAGE_TEXT_PAIRS, VITONHD_TRYON, ComposedTriplets,
+                                               TryOnSamples)
+    from unifashion.errors import ConfigError
+    from unifashion.training.phases import PHASES, phase_by_name
+    from unifashion.training.run_phase import phase_data
+
+    assert [p.name for p in PHASES] == ["vae", "phase1a", "phase1b", "phase2", "tryon"]
+    assert all(phase_by_name(p.name) is p for p in PHASES)
+    with pytest.raises(ConfigError, match=r"unknown phase 'phase3' \(known: vae, phase1a, phase1b, phase2, tryon\)"):
+        phase_by_name("phase3")
+    assert [p.training_data for p in PHASES] == [IMAGE_TEXT_PAIRS] * 3 + [FASHIONIQ_TRIPLETS, VITONHD_TRYON]
+    assert "training_data" not in asdict(GenerativeAdaptation())  # a declaration, not a setting
+
+    world = small_world[0]
+    pairs = phase_data(QFormerPretraining(), world)  # a world: its catalog
+    assert isinstance(pairs.dataset, ImageTextPairs) and pairs.style == "professional"
+    assert pairs.source == str(world / "catalog")
+    assert isinstance(phase_data(ComposedFinetuning(), world).dataset, ComposedTriplets)
+    assert isinstance(phase_data(GarmentGeneration(), world).dataset, TryOnSamples)
+    # phase 1b captions in the style of the data it trains on; the other phases keep their settings
+    titles = phase_data(GenerativeAdaptation(), world / "fashion200k")
+    assert titles.style == "short" and GenerativeAdaptation().for_data(titles).caption_style == "short"
+    assert GenerativeAdaptation().for_data(pairs) == GenerativeAdaptation()
+    assert ComposedFinetuning(caption_style="short").for_data(pairs).caption_style == "short"

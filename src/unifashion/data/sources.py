@@ -1,4 +1,4 @@
-"""Which evaluation data the given folders hold, and which task reads which.
+"""Which data the given folders hold, and which task or training phase reads which.
 
 A folder is a synthetic world (its catalog, Fashion-IQ and VITON-HD subfolders) or one dataset in its
 release format. Image-text pairs (FashionGen, the catalog or Fashion200K) serve cross-modal retrieval,
@@ -6,6 +6,7 @@ captions and text-to-image generation; Fashion-IQ serves composed retrieval; VIT
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +18,11 @@ from unifashion.errors import DataError
 
 TASKS = ("cmr", "cir", "cap", "gen", "tryon", "design")
 PAIR_FORMATS = ("fashiongen", "catalog", "fashion200k")
+# the loader of each image-text pair format: (folder, split, *, skip_bad, report) -> pairs
+PAIR_LOADERS = {"fashiongen": fashiongen.load, "catalog": catalog.load, "fashion200k": fashion200k.load}
+# every split of each format, in its release's order
+SPLITS = {"fashiongen": fashiongen.SPLITS, "catalog": catalog.SPLITS, "fashion200k": fashion200k.SPLITS,
+          "fashioniq": fashioniq.SPLITS, "vitonhd": vitonhd.SPLITS}
 # the split each format is evaluated on (the papers': FashionGen validation, Fashion-IQ val, ...)
 EVAL_SPLITS = {"fashiongen": "validation", "catalog": "val", "fashion200k": "test", "fashioniq": "val",
                "vitonhd": "test"}
@@ -24,6 +30,38 @@ WORLD_FORMATS = ("catalog", "fashioniq", "vitonhd")  # what a synthetic world is
 NEEDS = {"cmr": "pairs", "cap": "pairs", "gen": "pairs", "cir": "fashioniq", "tryon": "vitonhd", "design": "vitonhd"}
 NEED_NAMES = {"pairs": "image-text pairs (FashionGen, a catalog or Fashion200K)", "fashioniq": "Fashion-IQ",
               "vitonhd": "VITON-HD"}
+# A world's manifest (data/synthetic/world.py writes it): models, indexes and checkpoints also keep a
+# manifest.json, but only a world's names its generator "unifashion <version> synth" and lists its formats.
+WORLD_MANIFEST = "manifest.json"
+WORLD_GENERATOR_SUFFIX = " synth"
+
+
+def is_world(folder: Path) -> bool:
+    """Whether `folder` is a synthetic world (recognised by its manifest, whatever it holds besides)."""
+    path = Path(folder) / WORLD_MANIFEST
+    if not path.is_file():
+        return False
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
+        return False
+    return (isinstance(manifest, dict) and isinstance(manifest.get("formats"), list)
+            and isinstance(manifest.get("generator"), str) and manifest["generator"].endswith(WORLD_GENERATOR_SUFFIX))
+
+
+def format_folder(data: Path, wanted: tuple[str, ...], *, needed_by: str = "this phase") -> tuple[str, Path]:
+    """(format, folder) of the first wanted format: `data` itself, or a synthetic world's subfolder.
+    DataError when there is none (`needed_by` names who needs it in the message)."""
+    data = Path(data)
+    if is_world(data):
+        for fmt in wanted:
+            if (data / fmt).is_dir():
+                return fmt, data / fmt
+        raise DataError(f"{data}: the world has none of {', '.join(wanted)}")
+    fmt = detect_format(data)
+    if fmt not in wanted:
+        raise DataError(f"{data}: is {fmt} data; {needed_by} needs {' or '.join(wanted)}")
+    return fmt, data
 
 
 @dataclass(frozen=True)
@@ -56,8 +94,7 @@ class EvalSources:
 
     def load_pairs(self, split: str | None = None) -> list[ImageTextPair]:
         split = split or EVAL_SPLITS[self.pairs_format]
-        loader = {"fashiongen": fashiongen.load, "catalog": catalog.load, "fashion200k": fashion200k.load}
-        pairs = loader[self.pairs_format](self.pairs, split)
+        pairs = PAIR_LOADERS[self.pairs_format](self.pairs, split)
         if not pairs:
             raise DataError(f"{self.pairs}: the {split} split has no image-text pairs")
         return pairs
@@ -78,7 +115,7 @@ def find_sources(folders: Sequence[Path]) -> EvalSources:
     if not folders:
         raise DataError("no evaluation data given")
     for folder in map(Path, folders):
-        if (folder / "manifest.json").is_file():  # a synthetic world
+        if is_world(folder):
             present = [f for f in WORLD_FORMATS if (folder / f).is_dir()]
             if not present:
                 raise DataError(f"{folder}: the world has none of {', '.join(WORLD_FORMATS)}")

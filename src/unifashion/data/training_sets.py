@@ -1,18 +1,22 @@
-"""Map-style datasets that turn typed samples into training items (raw images and texts).
+"""Map-style datasets that turn typed samples into training items (raw images and texts), and the
+kinds of training data a phase can ask for (each read from a dataset folder or a synthetic world).
 
 Encoding happens in the phase's loss computation (through the model's feature cache), so these stay
 format-agnostic: any loader's `ImageTextPair`, `Triplet` or `TryOnSample` list works.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from unifashion.data.formats import CAPTION_STYLE, fashioniq, vitonhd
 from unifashion.data.samples import ImageTextPair, TryOnSample, Triplet
+from unifashion.data.sources import PAIR_LOADERS, format_folder
 from unifashion.errors import DataError
 
 
@@ -114,3 +118,42 @@ def collate_items(items: list) -> dict:
         if name in batch:
             batch[name] = torch.tensor(batch[name], dtype=torch.long)  # (B,)
     return batch
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    dataset: Dataset
+    style: str | None  # caption style of the texts (image-text pairs only)
+    source: str  # the folder read
+
+
+@dataclass(frozen=True)
+class TrainingDataKind:
+    """One kind of data a training phase trains on: the formats that hold it (in a synthetic world
+    the first one present is read) and how a folder of one of them becomes its training split."""
+
+    formats: tuple[str, ...]
+    read: Callable[[str, Path, bool], TrainingData]  # (format, folder, skip_bad) -> the training split
+
+    def load(self, data: Path, *, skip_bad: bool = False) -> TrainingData:
+        fmt, root = format_folder(data, self.formats)
+        return self.read(fmt, root, skip_bad)
+
+
+def _pairs(fmt: str, root: Path, skip_bad: bool) -> TrainingData:
+    return TrainingData(ImageTextPairs(PAIR_LOADERS[fmt](root, "train", skip_bad=skip_bad)), CAPTION_STYLE[fmt],
+                        str(root))
+
+
+def _triplets(fmt: str, root: Path, skip_bad: bool) -> TrainingData:
+    triplets = fashioniq.load(root, "train", skip_bad=skip_bad)
+    return TrainingData(ComposedTriplets(triplets, fashioniq.load_image_captions(root)), "detailed", str(root))
+
+
+def _tryon(fmt: str, root: Path, skip_bad: bool) -> TrainingData:
+    return TrainingData(TryOnSamples(vitonhd.load(root, "train", paired=True, skip_bad=skip_bad)), None, str(root))
+
+
+IMAGE_TEXT_PAIRS = TrainingDataKind(("catalog", "fashiongen", "fashion200k"), _pairs)
+FASHIONIQ_TRIPLETS = TrainingDataKind(("fashioniq",), _triplets)
+VITONHD_TRYON = TrainingDataKind(("vitonhd",), _tryon)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unifashion.data.formats.common import write_text_atomic
+from unifashion.storage import write_text_atomic
 from unifashion.data.samples import ImageRef
 from unifashion.errors import DataError
 from unifashion.storage import recover_dir, replace_dir, staging_dir
@@ -35,16 +35,15 @@ def items_from_data(data: Path, split: str | Sequence[str] | None = None, *, ski
     one split, several, or (None) every split. A bad record raises DataError naming file and line;
     with `skip_bad` it is left out and listed in `skipped` ({"item": "file:line", "reason": ...})."""
     from unifashion.data.formats.common import LoadReport
-    from unifashion.data.sources import find_sources
+    from unifashion.data.sources import PAIR_LOADERS, SPLITS, find_sources
 
     sources = find_sources([Path(data)])
     if sources.pairs is None:
         raise DataError(f"{data}: no image-text pairs (a catalog, FashionGen or Fashion200K) to index")
-    loaders = _pair_loaders()
     fmt = sources.pairs_format
-    splits = [split] if isinstance(split, str) else list(split or _splits(fmt))
+    splits = [split] if isinstance(split, str) else list(split or SPLITS[fmt])
     report = LoadReport()
-    pairs = [p for s in splits for p in loaders[fmt](sources.pairs, s, skip_bad=skip_bad, report=report)]
+    pairs = [p for s in splits for p in PAIR_LOADERS[fmt](sources.pairs, s, skip_bad=skip_bad, report=report)]
     if skipped is not None:
         skipped.extend(_skipped_entry(line) for line in report.skipped)
     if not pairs:
@@ -66,17 +65,6 @@ def _skipped_entry(line: str) -> dict:
     """A reader's "where: reason" line as {"item", "reason"} (where: file:line, file[i] or file row N)."""
     where, _, reason = line.partition(": ")
     return {"item": where, "reason": reason or line}
-
-
-def _pair_loaders():
-    from unifashion.data.formats import catalog, fashion200k, fashiongen
-
-    return {"fashiongen": fashiongen.load, "catalog": catalog.load, "fashion200k": fashion200k.load}
-
-
-def _splits(fmt: str) -> list[str]:
-    return {"fashiongen": ["train", "validation"], "catalog": ["train", "val", "test"],
-            "fashion200k": ["train", "test"]}[fmt]
 
 
 def items_from_images(folder: Path) -> list[CatalogItem]:

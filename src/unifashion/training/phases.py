@@ -11,19 +11,23 @@ Paper §3 / Appendix B, in the order they run:
 Each phase freezes everything, then unfreezes its own parameters in `parameter_groups`; its `losses`
 returns the unweighted `*_loss` terms and `loss_weights` says how the trainer sums them. A term whose
 weight is 0 is not computed at all (ITM is ~70% of a phase-1a step on 2 cores; the quickstart turns it
-off when its budget cannot make it learn).
+off when its budget cannot make it learn). Each phase also declares the data it trains on
+(`training_data`) and the steps `run_phase` takes around training (`TrainingPhase`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import ClassVar
 
 import torch
 
+from unifashion.data.training_sets import (FASHIONIQ_TRIPLETS, IMAGE_TEXT_PAIRS, VITONHD_TRYON, TrainingData,
+                                           TrainingDataKind)
 from unifashion.errors import ConfigError
 from unifashion.losses.autoencoder import AutoencoderLoss
 from unifashion.losses.captioning import CaptionLoss
 from unifashion.losses.composed import ComposedRetrievalLoss
-from unifashion.losses.contrastive import ImageTextContrastiveLoss, clamp_temperature_, similarity_matrix
+from unifashion.losses.contrastive import ImageTextContrastiveLoss, clamp_temperature_
 from unifashion.losses.diffusion import NoisePredictionLoss
 from unifashion.losses.matching import ImageTextMatchingLoss
 from unifashion.models.unified import UniFashion
@@ -47,6 +51,24 @@ def with_settings(phase, settings: dict):
             raise ConfigError(f"{phase.name} setting {key}={value!r}: expected a {type(current).__name__}")
         changes[key] = value
     return replace(phase, **changes)
+
+
+class TrainingPhase:
+    """What every phase declares besides its settings (the dataclass fields) and the trainer's `Phase`
+    protocol: the data it trains on and its steps around training (by default none)."""
+
+    training_data: ClassVar[TrainingDataKind]
+    main_lr: ClassVar[str] = "lr"  # the setting holding the learning rate of the phase's main group
+
+    def for_data(self, data: TrainingData):
+        """The phase as it trains on `data` (by default itself)."""
+        return self
+
+    def prepare_model(self, model: UniFashion) -> None:
+        """Before training (and before a resumed checkpoint is loaded)."""
+
+    def finish_model(self, model: UniFashion, data: TrainingData, summary: dict) -> None:
+        """After training, before the model is saved; may add to the trainer's summary."""
 
 
 def _freeze_all(model: UniFashion) -> None:
@@ -73,7 +95,8 @@ def _captioner_parameters(model: UniFashion) -> list[torch.nn.Parameter]:
 
 
 @dataclass(frozen=True)
-class AutoencoderPretraining:
+class AutoencoderPretraining(TrainingPhase):
+    training_data: ClassVar[TrainingDataKind] = IMAGE_TEXT_PAIRS  # their images
     name: str = "vae"
     lr: float = 1e-3  # a small VAE from scratch
     weight_decay: float = 0.0
@@ -92,9 +115,16 @@ class AutoencoderPretraining:
         pixels = model.generator_pixels(batch["image"])  # (B, 3, S, S)
         return AutoencoderLoss(self.kl_weight, self.sample_posterior)(model.generator.vae, pixels)
 
+    def finish_model(self, model: UniFashion, data: TrainingData, summary: dict) -> None:
+        # latents must have unit variance for the diffusion schedule: calibrate on training images
+        sample = [data.dataset[i].image for i in range(min(64, len(data.dataset)))]
+        with torch.no_grad():
+            summary["vae_scaling_factor"] = model.generator.calibrate_scaling_factor(model.generator_pixels(sample))
+
 
 @dataclass(frozen=True)
-class QFormerPretraining:
+class QFormerPretraining(TrainingPhase):
+    training_data: ClassVar[TrainingDataKind] = IMAGE_TEXT_PAIRS
     name: str = "phase1a"
     lr: float = 1e-4  # BLIP-2 stage 1
     weight_decay: float = 0.05
@@ -121,13 +151,15 @@ class QFormerPretraining:
         if not self.itm_weight:
             return out
         # hard negatives are drawn from softmax(sim / temperature), as LAVIS does
-        sim = (similarity_matrix(image.image_embeds, text.text_embeds) / model.temperature).detach()  # (B, B)
+        sim = (model.similarity(image.image_embeds, text.text_embeds) / model.temperature).detach()  # (B, B)
         out.update(ImageTextMatchingLoss()(model.qformer.itm_logits, tokens, ids, mask, sim, sim.t(), product_ids))
         return out
 
 
 @dataclass(frozen=True)
-class GenerativeAdaptation:
+class GenerativeAdaptation(TrainingPhase):
+    training_data: ClassVar[TrainingDataKind] = IMAGE_TEXT_PAIRS
+    main_lr: ClassVar[str] = "llm_lr"
     name: str = "phase1b"
     llm_lr: float = 2e-4  # LoRA on the LLM (paper: 2e-5 for Vicuna-7B r128; a 135M LM with r16 needs more)
     adapter_lr: float = 1e-4
@@ -147,6 +179,10 @@ class GenerativeAdaptation:
     def __post_init__(self) -> None:
         if not 0.0 <= self.text_condition_fraction <= 1.0:
             raise ConfigError(f"text_condition_fraction must be in [0, 1], got {self.text_condition_fraction}")
+
+    def for_data(self, data: TrainingData):
+        """Captioning in the data's own style (Fashion200K's are short titles, not professional copy)."""
+        return self if data.style == self.caption_style else replace(self, caption_style=data.style)
 
     @property
     def loss_weights(self) -> dict[str, float]:
@@ -186,7 +222,8 @@ class GenerativeAdaptation:
 
 
 @dataclass(frozen=True)
-class ComposedFinetuning:
+class ComposedFinetuning(TrainingPhase):
+    training_data: ClassVar[TrainingDataKind] = FASHIONIQ_TRIPLETS
     name: str = "phase2"
     lr: float = 2e-5  # SPRC / UniFashion phase 2 on BLIP-2; raise for a small model trained briefly
     weight_decay: float = 0.05
@@ -230,11 +267,14 @@ class ComposedFinetuning:
 
 
 @dataclass(frozen=True)
-class GarmentGeneration:
+class GarmentGeneration(TrainingPhase):
     """Paper Figure 3 / Appendix B: try-on and fashion design. The generator becomes the inpainting variant
-    (its UNet also reads the masked person's latents, the mask, the garment sketch and the pose map; run_phase
-    switches it) and learns q2I towards the person image, conditioned on `model.tryon_condition_queries`.
+    (its UNet also reads the masked person's latents, the mask, the garment sketch and the pose map;
+    `prepare_model` switches it) and learns q2I towards the person image, conditioned on
+    `model.tryon_condition_queries`.
     Trains the UNet, the queries -> UNet adapter and the null condition; Q-Former, VAE and LLM frozen."""
+    training_data: ClassVar[TrainingDataKind] = VITONHD_TRYON
+    main_lr: ClassVar[str] = "diffusion_lr"
     name: str = "tryon"
     diffusion_lr: float = 1e-4  # paper: AdamW, fixed 1e-4 (360k iterations at batch 32)
     adapter_lr: float = 1e-4
@@ -245,6 +285,9 @@ class GarmentGeneration:
     @property
     def loss_weights(self) -> dict[str, float]:
         return {"q2i_loss": self.q2i_weight}
+
+    def prepare_model(self, model: UniFashion) -> None:
+        model.make_generator_inpainting()
 
     def parameter_groups(self, model: UniFashion) -> list[dict]:
         if not model.generator.config.inpainting:
@@ -260,3 +303,14 @@ class GarmentGeneration:
         # the inputs of the UNet come from frozen parts: computed once per sample
         latents, extra, queries = model.frozen_tryon_inputs(batch["sample"], garment_image=self.garment_image)
         return NoisePredictionLoss()(model.generator, latents, model.adapters.condition(queries), extra_channels=extra)
+
+
+PHASES = (AutoencoderPretraining, QFormerPretraining, GenerativeAdaptation, ComposedFinetuning, GarmentGeneration)
+
+
+def phase_by_name(name: str) -> type[TrainingPhase]:
+    """The phase class whose default `name` is `name` (vae, phase1a, phase1b, phase2, tryon)."""
+    for phase in PHASES:
+        if phase.name == name:
+            return phase
+    raise ConfigError(f"unknown phase {name!r} (known: {', '.join(p.name for p in PHASES)})")
