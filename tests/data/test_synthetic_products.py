@@ -6,7 +6,8 @@ import pytest
 
 from unifashion.data.synthetic import texts
 from unifashion.data.synthetic.products import CatalogConfig, build_catalog, changes_between
-from unifashion.data.synthetic.taxonomy import ATTRIBUTES_BY_SUBCATEGORY, CATEGORIES, COLOURS, PATTERNS, GarmentSpec
+from unifashion.data.synthetic.taxonomy import ATTRIBUTES_BY_SUBCATEGORY, CATEGORIES, PATTERNS, GarmentSpec
+from unifashion.data.vocabulary import COLOURS
 
 
 @pytest.fixture(scope="module")

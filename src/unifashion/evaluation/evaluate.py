@@ -36,13 +36,12 @@ import torch
 from PIL import Image
 
 from unifashion.data.formats import CAPTION_STYLE, catalog
-from unifashion.data.synthetic.taxonomy import COLOURS
+from unifashion.data.sources import EVAL_SPLITS, EvalSources, fashioniq_categories, find_sources, tryon_samples
+from unifashion.data.vocabulary import COLOURS
 from unifashion.errors import ConfigError, DataError
 from unifashion.evaluation.model_scores import cir_scores, cmr_scores, paired_scores, pooled_image_features
 from unifashion.evaluation.protocols import cmr_full, cmr_sample100, combine_scores, fashioniq_recall, fashioniq_summary
 from unifashion.models.captioner import said
-from unifashion.data.sources import (EVAL_SPLITS, EvalSources, fashioniq_categories, find_sources,
-                                           tryon_samples)
 
 ProgressFn = Callable[[str, int, int], None]
 PROBED = ("category", "colour", "pattern")  # attributes the generation probe reads

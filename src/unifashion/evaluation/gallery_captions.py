@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from unifashion.data.samples import ImageRef, Triplet
-from unifashion.data.synthetic.taxonomy import COLOURS
+from unifashion.data.vocabulary import COLOURS
 from unifashion.errors import DataError
 
 # Clothing words worth keeping as prompts (colour, pattern, sleeves, neckline, length, fit, material,

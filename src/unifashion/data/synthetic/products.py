@@ -16,10 +16,10 @@ from unifashion.data.synthetic import texts
 from unifashion.data.synthetic.taxonomy import (
     ATTRIBUTES_BY_SUBCATEGORY,
     CATEGORIES,
-    COLOURS,
     FASHIONIQ_CATEGORY,
     GarmentSpec,
 )
+from unifashion.data.vocabulary import COLOURS
 
 # How often each category is drawn (FashionGen is top-heavy).
 CATEGORY_WEIGHTS = {"tops": 0.3, "bottoms": 0.18, "dresses": 0.14, "outerwear": 0.14, "footwear": 0.12, "bags": 0.12}

@@ -1,12 +1,15 @@
 """The synthetic fashion world's taxonomy: categories, subcategories and visible attributes.
 
-FashionGen-like categories; every attribute here is drawn visibly by `render.py`, so a model can
-learn it from pixels. `GarmentSpec` is one product: its subcategory plus one value per attribute
-that the subcategory has (see `ATTRIBUTES_BY_SUBCATEGORY`).
+FashionGen-like categories; every attribute here is drawn visibly by `render_products.py` and
+`render_tryon.py`, so a model can learn it from pixels. The colours are `data.vocabulary.COLOURS`.
+`GarmentSpec` is one product: its subcategory plus one value per attribute that the subcategory has
+(see `ATTRIBUTES_BY_SUBCATEGORY`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from unifashion.data.vocabulary import COLOURS
 
 # category -> subcategories
 CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -18,26 +21,6 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "bags": ("tote", "backpack", "shoulder bag"),
 }
 SUBCATEGORY_TO_CATEGORY = {sub: cat for cat, subs in CATEGORIES.items() for sub in subs}
-
-# Named colours (sRGB). Rendered with per-product jitter, so a name covers a small region.
-COLOURS: dict[str, tuple[int, int, int]] = {
-    "black": (25, 25, 28),
-    "white": (240, 240, 236),
-    "grey": (135, 135, 140),
-    "navy": (28, 40, 95),
-    "blue": (40, 95, 200),
-    "light blue": (150, 195, 235),
-    "red": (200, 30, 35),
-    "burgundy": (110, 20, 40),
-    "pink": (240, 150, 180),
-    "orange": (240, 130, 30),
-    "yellow": (245, 215, 50),
-    "green": (40, 150, 60),
-    "olive": (110, 115, 45),
-    "beige": (215, 195, 160),
-    "brown": (115, 70, 40),
-    "purple": (120, 60, 160),
-}
 
 PATTERNS = ("solid", "stripes", "dots", "checks", "floral", "graphic print")
 SLEEVES = ("sleeveless", "short", "long")

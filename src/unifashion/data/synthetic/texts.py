@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from unifashion.data.synthetic.taxonomy import COLOURS, SUBCATEGORY_TO_CATEGORY, GarmentSpec
+from unifashion.data.synthetic.taxonomy import SUBCATEGORY_TO_CATEGORY, GarmentSpec
+from unifashion.data.vocabulary import COLOURS
 
 SUBCATEGORY_SYNONYMS: dict[str, tuple[str, ...]] = {
     "t-shirt": ("t-shirt", "tee", "t-shirt"),
@@ -32,55 +33,69 @@ SUBCATEGORY_SYNONYMS: dict[str, tuple[str, ...]] = {
     "backpack": ("backpack", "rucksack", "backpack"),
     "shoulder bag": ("shoulder bag", "shoulder bag", "crossbody bag"),
 }
-PATTERN_ADJECTIVE = {
-    "solid": ("", "plain", "solid"),
-    "stripes": ("striped", "striped", "stripe"),
-    "dots": ("polka-dot", "dotted", "spotted"),
-    "checks": ("checked", "check", "gingham"),
-    "floral": ("floral", "flower-print", "floral"),
-    "graphic print": ("graphic", "graphic-print", "printed"),
-}
-PATTERN_PHRASE = {
-    "solid": ("Solid colour throughout", "Plain, unpatterned finish", "Tonal solid colour"),
-    "stripes": ("Striped pattern throughout", "Allover stripes", "Stripe pattern"),
-    "dots": ("Polka dot pattern throughout", "Allover dot print", "Dotted pattern"),
-    "checks": ("Check pattern throughout", "Gingham check", "Allover checks"),
-    "floral": ("Floral print throughout", "Allover flower print", "Floral pattern"),
-    "graphic print": ("Graphic print at front", "Bold printed graphic", "Graphic motif at front"),
-}
-SLEEVE_PHRASE = {
-    "sleeveless": ("sleeveless", "sleeveless", "sleeve-free"),
-    "short": ("short sleeve", "short-sleeved", "short sleeve"),
-    "long": ("long sleeve", "long-sleeved", "long sleeve"),
-}
-NECKLINE_PHRASE = {
-    "crew": ("crewneck collar", "round neck", "crew neckline"),
-    "v-neck": ("v-neck", "v-neckline", "v-neck collar"),
-    "square": ("square neckline", "square neck", "square neckline"),
-    "turtleneck": ("turtleneck collar", "high roll neck", "turtleneck"),
-    "collared": ("spread collar", "pointed collar", "classic collar"),
-}
-LENGTH_PHRASE = {
-    "mini": ("mini length", "short mini cut", "above-the-knee length"),
-    "midi": ("midi length", "mid-calf length", "midi cut"),
-    "maxi": ("maxi length", "floor-length cut", "long maxi length"),
-    "full": ("full length", "full-length legs", "full length"),
-    "cropped": ("cropped length", "cropped at the ankle", "cropped cut"),
-    "hip": ("hip length", "hip-length cut", "hip length"),
-    "knee": ("knee length", "knee-length cut", "long knee length"),
-}
-FIT_PHRASE = {
-    "slim": ("slim fit", "slim, fitted cut", "tailored slim fit"),
-    "regular": ("regular fit", "classic fit", "regular cut"),
-    "loose": ("relaxed fit", "loose, oversized fit", "relaxed oversized cut"),
-}
-MATERIAL_PHRASE = {
-    "cotton": ("cotton", "cotton jersey", "cotton-blend"),
-    "denim": ("denim", "denim", "washed denim"),
-    "leather": ("leather", "smooth leather", "grained leather"),
-    "knit": ("knit", "rib knit", "wool-blend knit"),
-    "silk": ("silk", "silk satin", "lustrous silk"),
-}
+
+# The interchangeable phrases that name an attribute value, one drawn per text: "[attribute]" starts a
+# table, then "value: phrase | phrase | ..." (an empty phrase says nothing: a solid title has no pattern
+# word). "pattern adjective" is the title's pattern word; the rest are description and detailed phrases.
+_PHRASE_TABLES = """
+[pattern adjective]
+solid:  | plain | solid
+stripes: striped | striped | stripe
+dots: polka-dot | dotted | spotted
+checks: checked | check | gingham
+floral: floral | flower-print | floral
+graphic print: graphic | graphic-print | printed
+[pattern]
+solid: Solid colour throughout | Plain, unpatterned finish | Tonal solid colour
+stripes: Striped pattern throughout | Allover stripes | Stripe pattern
+dots: Polka dot pattern throughout | Allover dot print | Dotted pattern
+checks: Check pattern throughout | Gingham check | Allover checks
+floral: Floral print throughout | Allover flower print | Floral pattern
+graphic print: Graphic print at front | Bold printed graphic | Graphic motif at front
+[sleeve]
+sleeveless: sleeveless | sleeveless | sleeve-free
+short: short sleeve | short-sleeved | short sleeve
+long: long sleeve | long-sleeved | long sleeve
+[neckline]
+crew: crewneck collar | round neck | crew neckline
+v-neck: v-neck | v-neckline | v-neck collar
+square: square neckline | square neck | square neckline
+turtleneck: turtleneck collar | high roll neck | turtleneck
+collared: spread collar | pointed collar | classic collar
+[length]
+mini: mini length | short mini cut | above-the-knee length
+midi: midi length | mid-calf length | midi cut
+maxi: maxi length | floor-length cut | long maxi length
+full: full length | full-length legs | full length
+cropped: cropped length | cropped at the ankle | cropped cut
+hip: hip length | hip-length cut | hip length
+knee: knee length | knee-length cut | long knee length
+[fit]
+slim: slim fit | slim, fitted cut | tailored slim fit
+regular: regular fit | classic fit | regular cut
+loose: relaxed fit | loose, oversized fit | relaxed oversized cut
+[material]
+cotton: cotton | cotton jersey | cotton-blend
+denim: denim | denim | washed denim
+leather: leather | smooth leather | grained leather
+knit: knit | rib knit | wool-blend knit
+silk: silk | silk satin | lustrous silk
+"""
+
+
+def _phrase_tables(text: str) -> dict[str, dict[str, tuple[str, ...]]]:
+    tables: dict[str, dict[str, tuple[str, ...]]] = {}
+    for line in text.strip("\n").splitlines():
+        if line.startswith("["):
+            table = tables.setdefault(line.strip("[]"), {})
+        else:
+            value, _, phrases = line.partition(": ")
+            table[value] = tuple(phrases.split(" | "))
+    return tables
+
+
+PHRASES = _phrase_tables(_PHRASE_TABLES)  # attribute -> value -> phrases
+
 TRIM_PART = {
     "tops": "trim", "bottoms": "waistband", "dresses": "trim", "outerwear": "trim",
     "footwear": "sole", "bags": "handles",
@@ -88,7 +103,7 @@ TRIM_PART = {
 BRANDS = ("Northline", "Atelier Vey", "Mono Studio", "Ferro & Sons", "Lumen", "Okra", "Palme")
 
 
-# Pattern words the templates use outside PATTERN_ADJECTIVE (detailed(), PATTERN_PHRASE).
+# Pattern words the templates use outside the title's pattern adjectives (detailed(), pattern phrases).
 PATTERN_WORDS = {
     "solid": ("solid", "plain", "unpatterned"),
     "stripes": ("stripes",),
@@ -113,7 +128,8 @@ def vocabulary() -> dict[str, dict[str, list[str]]]:
     category: dict[str, list[str]] = {}
     for sub, words in subcategory.items():
         category[SUBCATEGORY_TO_CATEGORY[sub]] = clean([*category.get(SUBCATEGORY_TO_CATEGORY[sub], []), *words])
-    pattern = {p: clean([*PATTERN_ADJECTIVE[p], *PATTERN_WORDS[p]]) for p in PATTERN_ADJECTIVE}
+    adjectives = PHRASES["pattern adjective"]
+    pattern = {p: clean([*adjectives[p], *PATTERN_WORDS[p]]) for p in adjectives}
     return {"category": category, "subcategory": subcategory, "colour": {c: [c] for c in COLOURS},
             "pattern": pattern}
 
@@ -122,20 +138,29 @@ def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
+def _phrase(rng: np.random.Generator, attribute: str, value: str) -> str:
+    return _pick(rng, PHRASES[attribute][value])
+
+
+def _shape_phrases(a: dict[str, str], rng: np.random.Generator) -> list[str]:
+    """A phrase for each of neckline, length and fit the product has, drawn in that order."""
+    return [_phrase(rng, name, a[name]) for name in ("neckline", "length", "fit") if name in a]
+
+
 TITLE_DETAIL = {
     "neckline": {"crew": "crewneck", "v-neck": "v-neck", "square": "square-neck", "turtleneck": "turtleneck",
                  "collared": "collared"},
     "sleeve": {"sleeveless": "sleeveless", "short": "short-sleeve", "long": "long-sleeve"},
     "length": {"mini": "mini", "midi": "midi", "maxi": "maxi", "full": "full-length", "cropped": "cropped",
                "hip": "hip-length", "knee": "knee-length"},
-    "material": {m: m for m in MATERIAL_PHRASE},
+    "material": {m: m for m in PHRASES["material"]},
 }
 
 
 def title(spec: GarmentSpec, rng: np.random.Generator) -> str:
     """Short name, Fashion200K style: colour, pattern, one distinctive detail, noun."""
     a = spec.as_dict()
-    words = [a["colour"], _pick(rng, PATTERN_ADJECTIVE[a["pattern"]])]
+    words = [a["colour"], _phrase(rng, "pattern adjective", a["pattern"])]
     noun = _pick(rng, SUBCATEGORY_SYNONYMS[spec.subcategory])
     detail_options = [k for k in ("neckline", "sleeve", "length", "material") if k in a and a[k] not in noun]
     if detail_options and rng.random() < 0.7:
@@ -149,19 +174,14 @@ def description(spec: GarmentSpec, rng: np.random.Generator) -> str:
     """Professional copy, FashionGen style: sentences of product facts, shuffled in part."""
     a = spec.as_dict()
     noun = _pick(rng, SUBCATEGORY_SYNONYMS[spec.subcategory])
-    lead = [_pick(rng, SLEEVE_PHRASE[a["sleeve"]])] if "sleeve" in a else []
-    lead.append(_pick(rng, MATERIAL_PHRASE[a["material"]]))
+    lead = [_phrase(rng, "sleeve", a["sleeve"])] if "sleeve" in a else []
+    lead.append(_phrase(rng, "material", a["material"]))
     words = " ".join(lead).split()
     if words[-1] == noun.split()[0]:  # "denim" + "denim jeans": say it once
         words.pop()
     first = f"{' '.join([*words, noun]).capitalize()} in {a['colour']}."
-    rest = [f"{_pick(rng, PATTERN_PHRASE[a['pattern']])}."]
-    if "neckline" in a:
-        rest.append(f"{_pick(rng, NECKLINE_PHRASE[a['neckline']]).capitalize()}.")
-    if "length" in a:
-        rest.append(f"{_pick(rng, LENGTH_PHRASE[a['length']]).capitalize()}.")
-    if "fit" in a:
-        rest.append(f"{_pick(rng, FIT_PHRASE[a['fit']]).capitalize()}.")
+    rest = [f"{_phrase(rng, 'pattern', a['pattern'])}."]
+    rest += [f"{phrase.capitalize()}." for phrase in _shape_phrases(a, rng)]
     rest.append(f"Contrast {TRIM_PART[spec.category]} in {a['trim']}.")
     rng.shuffle(rest)
     closers = ("Tonal stitching.", "", "Signature logo at back.", "", "Unlined.")
@@ -177,12 +197,7 @@ def detailed(spec: GarmentSpec, rng: np.random.Generator) -> str:
     parts = []
     if "sleeve" in a:
         parts.append("no sleeves" if a["sleeve"] == "sleeveless" else f"{a['sleeve']} sleeves")
-    if "neckline" in a:
-        parts.append(_with_article(_pick(rng, NECKLINE_PHRASE[a["neckline"]])))
-    if "length" in a:
-        parts.append(_with_article(_pick(rng, LENGTH_PHRASE[a["length"]])))
-    if "fit" in a:
-        parts.append(_with_article(_pick(rng, FIT_PHRASE[a["fit"]])))
+    parts += [_with_article(phrase) for phrase in _shape_phrases(a, rng)]
     parts.append(f"{a['trim']} {TRIM_PART[spec.category]}")
     rng.shuffle(parts)
     body = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]

@@ -36,8 +36,10 @@ from unifashion.data.formats.fashion200k import Fashion200kWriter
 from unifashion.data.formats.fashiongen import FashionGenWriter
 from unifashion.data.formats.fashioniq import FashionIQWriter
 from unifashion.data.formats.vitonhd import VitonHDWriter
-from unifashion.data.synthetic import render
+from unifashion.data.sources import WORLD_GENERATOR_SUFFIX, WORLD_MANIFEST
 from unifashion.data.synthetic.products import Catalog, CatalogConfig, Product, build_catalog
+from unifashion.data.synthetic.render_products import random_view, render_product
+from unifashion.data.synthetic.render_tryon import TryOnImages, random_person, render_tryon
 from unifashion.data.synthetic.taxonomy import FASHION200K_CATEGORY, FASHIONIQ_CATEGORY, WEARABLE_CATEGORIES
 from unifashion.data.synthetic.texts import BRANDS, vocabulary
 from unifashion.errors import ConfigError
@@ -67,13 +69,13 @@ def vitonhd_stem(index: int) -> str:
 
 def _render_views(product: Product, size: int) -> list[Image.Image]:
     rng = np.random.default_rng(product.seed)
-    views = [render.random_view(rng) for _ in range(product.n_views)]
-    return [render.render_product(product.spec, product.colour_rgb, product.trim_rgb, v, size) for v in views]
+    views = [random_view(rng) for _ in range(product.n_views)]
+    return [render_product(product.spec, product.colour_rgb, product.trim_rgb, v, size) for v in views]
 
 
-def _render_tryon(product: Product, height: int) -> render.TryOnImages:
-    person = render.random_person(np.random.default_rng([product.seed, 7]))
-    return render.render_tryon(product.spec, product.colour_rgb, product.trim_rgb, person, height)
+def _render_tryon(product: Product, height: int) -> TryOnImages:
+    person = random_person(np.random.default_rng([product.seed, 7]))
+    return render_tryon(product.spec, product.colour_rgb, product.trim_rgb, person, height)
 
 
 def _parallel_map(fn, items: list, arg, workers: int) -> Iterator:
@@ -180,7 +182,7 @@ def write_world(out: Path, config: WorldConfig, *, overwrite: bool = False,
     (tmp / "catalog" / VOCABULARY_FILE).write_text(json.dumps(vocabulary(), indent=1, sort_keys=True) + "\n")
 
     manifest = _manifest(config, catalog, n_images, stems_by_split)
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (tmp / WORLD_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
@@ -192,7 +194,7 @@ def _manifest(config: WorldConfig, catalog: Catalog, n_images: int, stems: dict)
     for p in catalog.products:
         split_counts[p.split] = split_counts.get(p.split, 0) + 1
     return {
-        "generator": f"unifashion {__version__} synth",
+        "generator": f"unifashion {__version__}{WORLD_GENERATOR_SUFFIX}",  # what `sources.is_world` recognises
         # what determines the files (not `workers`, which does not)
         "config": {"catalog": asdict(config.catalog), "image_size": config.image_size},
         "formats": list(FORMAT_DIRS),
