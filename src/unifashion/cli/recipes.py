@@ -9,17 +9,18 @@ from rich.console import Console
 
 from unifashion.cli.options import with_given
 from unifashion.cli.output import StageProgress, err, print_json
+from unifashion.recipes.budgets import ABLATION_BUDGET, QUICKSTART_BUDGET
 
 
 def ablate(
     data: Annotated[Path, typer.Option(help="A synthetic world, or a folder with image-text pairs and Fashion-IQ.")],
     out: Annotated[Path, typer.Option(help="Folder for the runs, ablation.json and table.md.")],
-    seeds: Annotated[int, typer.Option(min=1, help="Seeds per variant (mean ± std over them).")] = 3,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per variant (mean ± std over them).")] = len(ABLATION_BUDGET.seeds),
     config: Annotated[str, typer.Option(help="Model config: quickstart, embedded, tiny or a YAML/JSON file.")] = "quickstart",
-    phase1a_steps: Annotated[int | None, typer.Option("--phase1a-steps", min=1, show_default="80")] = None,
-    phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, show_default="32")] = None,
-    vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, show_default="100")] = None,
-    phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, show_default="20")] = None,
+    phase1a_steps: Annotated[int | None, typer.Option("--phase1a-steps", min=1, show_default=str(ABLATION_BUDGET.phase1a_steps))] = None,
+    phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, show_default=str(ABLATION_BUDGET.phase1b_steps))] = None,
+    vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, show_default=str(ABLATION_BUDGET.vae_steps))] = None,
+    phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, show_default=str(ABLATION_BUDGET.phase2_steps))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """The paper's Table 5 under equal budgets: Base, +LLM, +LLM with captions, +LLM+diffusion."""
@@ -40,17 +41,17 @@ def quickstart(
     out: Annotated[Path, typer.Option(help="Folder for the world, the runs, the trained model and the report.")] = Path("quickstart"),
     config: Annotated[str | None, typer.Option(help="Model config: quickstart (default), embedded, tiny or a YAML/JSON file.")] = None,
     products: Annotated[int | None, typer.Option(min=10, help="Synthetic products (about 70% held out for evaluation).",
-                                                 show_default="4000")] = None,
-    image_size: Annotated[int | None, typer.Option("--image-size", min=32, help="World image size.", show_default="128")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=2, show_default="16")] = None,
-    vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, show_default="900")] = None,
-    phase1a_steps: Annotated[int | None, typer.Option("--phase1a-steps", min=1, show_default="200")] = None,
-    phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, show_default="500")] = None,
+                                                 show_default=str(QUICKSTART_BUDGET.products))] = None,
+    image_size: Annotated[int | None, typer.Option("--image-size", min=32, help="World image size.", show_default=str(QUICKSTART_BUDGET.image_size))] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=2, show_default=str(QUICKSTART_BUDGET.batch_size))] = None,
+    vae_steps: Annotated[int | None, typer.Option("--vae-steps", min=1, show_default=str(QUICKSTART_BUDGET.vae_steps))] = None,
+    phase1a_steps: Annotated[int | None, typer.Option("--phase1a-steps", min=1, show_default=str(QUICKSTART_BUDGET.phase1a_steps))] = None,
+    phase1b_steps: Annotated[int | None, typer.Option("--phase1b-steps", min=1, show_default=str(QUICKSTART_BUDGET.phase1b_steps))] = None,
     diffusion_steps: Annotated[int | None, typer.Option("--diffusion-steps", min=0,
-                                                        help="Extra q2I-only generator steps after phase 1b.", show_default="400")] = None,
-    phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, show_default="60")] = None,
+                                                        help="Extra q2I-only generator steps after phase 1b.", show_default=str(QUICKSTART_BUDGET.diffusion_steps))] = None,
+    phase2_steps: Annotated[int | None, typer.Option("--phase2-steps", min=1, show_default=str(QUICKSTART_BUDGET.phase2_steps))] = None,
     tryon_steps: Annotated[int | None, typer.Option("--tryon-steps", min=0,
-                                                    help="Try-on phase steps (0 skips try-on).", show_default="300")] = None,
+                                                    help="Try-on phase steps (0 skips try-on).", show_default=str(QUICKSTART_BUDGET.tryon_steps))] = None,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics summary as JSON.")] = False,
 ) -> None:

@@ -1,19 +1,24 @@
-"""An evaluation report people can read: Markdown and HTML with matplotlib plots.
+"""Reports people can read: a page written twice, as Markdown and as HTML, with its pictures beside it.
 
-Plots: recall@K curves (cross-modal retrieval in both directions over the full gallery, composed
-retrieval per category), per-category composed-retrieval bars with the caption variants, captions
-under their images beside the references, and generated images beside the real ones.
-Stages: 1. plots  2. Markdown  3. HTML. Everything is written under OUT (report.md, report.html, plots/).
+The parts every report shares (tables, figures, the HTML page, writing report.md and report.html) are
+here; so is the evaluation report (`unifashion eval --report`) with its matplotlib plots: recall@K curves
+(cross-modal retrieval in both directions over the full gallery, composed retrieval per category),
+per-category composed-retrieval bars with the caption variants, captions under their images beside the
+references, and generated images beside the real ones. The quickstart's report
+(recipes/quickstart_report.py) is built from the same parts.
+Stages of the evaluation report: 1. plots  2. Markdown  3. HTML. Everything is written under OUT
+(report.md, report.html, plots/).
 """
 from __future__ import annotations
 
 import html
 import textwrap
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from unifashion.data.formats.common import write_text_atomic
+from unifashion.storage import write_text_atomic
 from unifashion.evaluation.evaluate import EvalDetails
 
 
@@ -107,6 +112,40 @@ def generation_grid(details: EvalDetails, path: Path) -> bool:
     return _save(fig, path)
 
 
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A Markdown table's lines: the header, its rule and one line per row, the cells as given."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
+        ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def html_table(rows: Iterable[Sequence[str]], header: Sequence[str] = ()) -> str:
+    """The same table as HTML, every cell escaped; without a header it is rows only."""
+    head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def figure_markdown(title: str, name: str, src: str) -> list[str]:
+    """A picture under its own heading, as Markdown lines."""
+    return [f"## {title}", "", f"![{name}]({src})"]
+
+
+def figure_html(title: str, src: str) -> str:
+    return f"<h2>{html.escape(title)}</h2><img src='{src}'>"
+
+
+def html_page(title: str, style: str, body: str) -> str:
+    """A standalone HTML page: UTF-8, its style inline, nothing fetched but its own pictures."""
+    return f"<!doctype html><meta charset='utf-8'><title>{title}</title><style>{style}</style>{body}"
+
+
+def write_pages(out: Path, markdown: Sequence[str], page: str) -> Path:
+    """OUT/report.md (the lines) and OUT/report.html, each written atomically; returns the Markdown path."""
+    write_text_atomic(out / "report.md", "\n".join(markdown) + "\n")
+    write_text_atomic(out / "report.html", page)
+    return out / "report.md"
+
+
 def write_eval_report(out: Path, metrics: dict, meta: dict, details: EvalDetails) -> Path:
     """OUT/report.md and OUT/report.html with the plots in OUT/plots; returns the Markdown path."""
     out = Path(out)
@@ -118,25 +157,21 @@ def write_eval_report(out: Path, metrics: dict, meta: dict, details: EvalDetails
         ("captions", lambda p: caption_examples(details, p)), ("generations", lambda p: generation_grid(details, p)))}
     titles = {"recall_curves": "Recall@K", "cir_categories": "Composed retrieval by category",
               "captions": "Captions (model and truth)", "generations": "Generated beside real"}
+    shown = [name for name, ok in drawn.items() if ok]
     data = ", ".join(f"{k}: {v}" for k, v in meta.get("data", {}).items())
+    values = [(k, f"{metrics[k]:.2f}") for k in sorted(metrics)]
     # 2. Markdown
     md = ["# UniFashion evaluation", "", f"Model `{meta.get('model')}`; data {data}; {meta.get('time')}; "
-          f"{meta.get('seconds')} s.", "", "| metric | value |", "|---|---|"]
-    md += [f"| {k} | {metrics[k]:.2f} |" for k in sorted(metrics)]
-    for name, ok in drawn.items():
-        if ok:
-            md += ["", f"## {titles[name]}", "", f"![{name}](plots/{name}.png)"]
+          f"{meta.get('seconds')} s.", "", *markdown_table(("metric", "value"), values)]
+    for name in shown:
+        md += ["", *figure_markdown(titles[name], name, f"plots/{name}.png")]
     if details.captions:
-        md += ["", "| model caption | reference |", "|---|---|"]
-        md += [f"| {c['prediction']} | {c['reference']} |" for c in details.captions]
-    write_text_atomic(out / "report.md", "\n".join(md) + "\n")
+        md += ["", *markdown_table(("model caption", "reference"),
+                                   ((c["prediction"], c["reference"]) for c in details.captions))]
     # 3. HTML
     esc = html.escape
-    rows = "".join(f"<tr><td>{esc(k)}</td><td>{metrics[k]:.2f}</td></tr>" for k in sorted(metrics))
-    figures = "".join(f"<h2>{esc(titles[n])}</h2><img src='plots/{n}.png'>" for n, ok in drawn.items() if ok)
-    write_text_atomic(out / "report.html", (
-        "<!doctype html><meta charset='utf-8'><title>UniFashion evaluation</title>"
-        "<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto}td{padding:2px 8px}</style>"
+    figures = "".join(figure_html(titles[n], f"plots/{n}.png") for n in shown)
+    return write_pages(out, md, html_page(
+        "UniFashion evaluation", "body{font-family:sans-serif;max-width:1150px;margin:2em auto}td{padding:2px 8px}",
         f"<h1>UniFashion evaluation</h1><p>Model <code>{esc(str(meta.get('model')))}</code>; data {esc(data)}; "
-        f"{esc(str(meta.get('time')))}</p><table>{rows}</table>{figures}"))
-    return out / "report.md"
+        f"{esc(str(meta.get('time')))}</p>{html_table(values)}{figures}"))

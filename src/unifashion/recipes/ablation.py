@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from unifashion.data.formats.common import write_text_atomic
+from unifashion.storage import write_text_atomic
 from unifashion.evaluation.evaluate import EvalConfig, evaluate
 from unifashion.data.sources import EVAL_SPLITS, find_sources
 from unifashion.evaluation.gallery_captions import caption_images, fashioniq_gallery
 from unifashion.models.unified import UniFashion, load_config
+from unifashion.recipes import phase_settings
+from unifashion.recipes.budgets import AblationBudget
 from unifashion.training import phases
 from unifashion.training.run_phase import run_phase
 from unifashion.training.trainer import TrainConfig
@@ -37,19 +39,12 @@ COLUMNS = (("CMR", "cmr.sample100.mean"), ("CIR", "cir.avg.score"), ("FIC BLEU-4
 
 
 @dataclass(frozen=True)
-class AblationConfig:
-    """Budgets shared by every variant, sized to finish three seeds on the synthetic world within an hour
-    on 2 cores (README, `unifashion ablate`, has the measured time)."""
+class AblationConfig(AblationBudget):
+    """The budgets every variant shares (budgets.AblationBudget), the model and the phase settings."""
     model_config: str = "quickstart"
-    seeds: tuple[int, ...] = (0, 1, 2)
-    batch_size: int = 16
-    phase1a_steps: int = 80
-    vae_steps: int = 100
-    phase1b_steps: int = 32
-    phase2_steps: int = 20
-    phase1a: phases.QFormerPretraining = phases.QFormerPretraining(lr=2e-4, itm_weight=0.0)
-    phase1b: phases.GenerativeAdaptation = phases.GenerativeAdaptation(llm_lr=1e-3, adapter_lr=1e-3, diffusion_lr=1e-3)
-    phase2: phases.ComposedFinetuning = phases.ComposedFinetuning(lr=1e-4, cir_itm_weight=0.0)
+    phase1a: phases.QFormerPretraining = phase_settings.PHASE1A
+    phase1b: phases.GenerativeAdaptation = phase_settings.PHASE1B
+    phase2: phases.ComposedFinetuning = phase_settings.PHASE2
     evaluation: EvalConfig = field(default_factory=lambda: EvalConfig(cmr_queries=300, cmr_seeds=(0, 1, 2),
                                                                       caption_items=40, generation_items=24))
 
