@@ -47,7 +47,7 @@ demo: install
 browser:
 	@command -v chromium >/dev/null || { echo "installing Chromium for the browser test ..."; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || { echo "error: chromium is missing and 'apt-get install chromium' failed (tests/test_browser.py drives it with Playwright)"; exit 1; }; }
+	  || { echo "error: chromium is missing and 'apt-get install chromium' failed (tests/e2e/test_browser.py drives it with Playwright)"; exit 1; }; }
 
 test: install browser
 	$(BIN)/python -m pytest -p no:cacheprovider

@@ -71,7 +71,7 @@ def test_health_categories_and_page(client, service_search):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="results"' in page.text and "/static/app.js" in page.text
-    for name in ("app.js", "style.css"):
+    for name in ("api.js", "render.js", "app.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
     assert "/api/search/composed" in client.get("/openapi.json").json()["paths"]
     docs = client.get("/docs")  # served from our files: no CDN, so it works offline

@@ -78,9 +78,10 @@ def test_health_without_the_key_says_only_ok(keyed, service_search):
 
 
 def test_the_page_and_docs_open_without_the_key(keyed):
-    for path in ("/", "/static/app.js", "/static/style.css", "/docs", "/openapi.json", "/docs-assets/swagger-ui.css"):
+    for path in ("/", "/static/api.js", "/static/render.js", "/static/app.js", "/static/style.css", "/docs",
+                 "/openapi.json", "/docs-assets/swagger-ui.css"):
         assert keyed.get(path).status_code == 200, path
-    script = keyed.get("/static/app.js").text  # the page asks for the key on a 401 and sends it as a header
+    script = keyed.get("/static/api.js").text  # the page asks for the key on a 401 and sends it as a header
     assert "status !== 401" in script and '"X-API-Key": apiKey' in script
 
 
@@ -330,7 +331,7 @@ def test_path_traversal_never_reads_outside(service_search, item, keyed_app):
         assert status in (400, 401, 404, 405, 422), (target, status, body[:200])
         assert headers["content-type"].startswith("application/json"), (target, headers)
         assert not any(marker in body for _, marker in secrets), target
-    status, _, body = raw_get(app, b"/static/app.js")  # the static folder itself is still served
+    status, _, body = raw_get(app, b"/static/api.js")  # the static folder itself is still served
     assert status == 200 and b"apiKey" in body
     app.state.service.text_batcher.close()
 
