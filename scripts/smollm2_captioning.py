@@ -20,7 +20,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from unifashion.evaluation.evaluate import EvalConfig, evaluate_world
-from unifashion.models.unified import UniFashion, load_config
+from unifashion.models.model_config import load_config
+from unifashion.models.unified import UniFashion
 from unifashion.recipes.quickstart import QuickstartConfig
 from unifashion.training.phases import GenerativeAdaptation
 from unifashion.training.run_phase import run_phase

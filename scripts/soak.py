@@ -171,7 +171,8 @@ def build_small_index(folder: Path) -> tuple[Path, Path]:
     from unifashion.data.synthetic.products import CatalogConfig
     from unifashion.data.synthetic.world import WorldConfig, write_world
     from unifashion.search.index_build import build_index, items_from_data
-    from unifashion.models.unified import UniFashion, load_config
+    from unifashion.models.model_config import load_config
+    from unifashion.models.unified import UniFashion
 
     torch.manual_seed(0)
     write_world(folder / "world", WorldConfig(CatalogConfig(products=60, seed=5), image_size=64, workers=2))

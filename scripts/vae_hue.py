@@ -21,7 +21,8 @@ from unifashion.data.formats import catalog
 from unifashion.data.synthetic.taxonomy import COLOURS
 from unifashion.evaluation.generation_metrics import dominant_colour_match
 from unifashion.losses.autoencoder import AutoencoderLoss
-from unifashion.models.unified import UniFashion, load_config
+from unifashion.models.model_config import load_config
+from unifashion.models.unified import UniFashion
 
 
 def main() -> None:

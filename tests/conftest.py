@@ -54,7 +54,8 @@ def service_search(small_world, tmp_path_factory):
     Captions are capped at 6 tokens to keep the index build to seconds."""
     from unifashion.search.engine import CatalogSearch
     from unifashion.search.index_build import build_index, items_from_data
-    from unifashion.models.unified import UniFashion, load_config
+    from unifashion.models.model_config import load_config
+    from unifashion.models.unified import UniFashion
 
     torch.manual_seed(0)
     model = UniFashion.from_config(load_config("quickstart", {"captioner": {"max_new_tokens": 6}}))

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from unifashion.errors import DataError
 from unifashion.models import captioner as cap
 from unifashion.models.captioner import STYLES, TEMPLATE_HEAD, TEMPLATE_TAIL, Captioner, CaptionerConfig
 
@@ -215,30 +216,13 @@ def test_bad_input_is_one_clear_error(tokenizer):
         Captioner(CaptionerConfig(source="random", random_config=TINY))
 
 
-def test_gguf_cache_is_atomic_and_rebuilt_when_corrupt(tmp_path, monkeypatch):
-    gguf = tmp_path / "tiny.gguf"
-    gguf.write_bytes(b"not really a gguf")
-    builds = []
-
-    def fake_build(gguf_path, entry, sha):  # stands in for the 50 s dequantisation
-        builds.append(entry)
-        tmp = entry.parent / (entry.name + ".tmp")
-        tmp.mkdir(parents=True)
-        (tmp / "model.safetensors").write_bytes(b"x" * 10)
-        (tmp / cap._MANIFEST).write_text(
-            cap.json.dumps({"format": cap._CACHE_FORMAT, "gguf_sha256": sha, "files": {"model.safetensors": 10}})
-        )
-        tmp.rename(entry)
-
-    monkeypatch.setattr(cap, "_build_gguf_cache", fake_build)
-    entry = cap.gguf_cache_entry(gguf, tmp_path / "cache")
-    assert entry.parent == tmp_path / "cache" and entry.name.startswith("tiny-") and len(builds) == 1
-    assert cap.gguf_cache_entry(gguf, tmp_path / "cache") == entry and len(builds) == 1  # warm: no rebuild
-
-    (entry / "model.safetensors").write_bytes(b"x" * 3)  # truncated
-    with pytest.warns(UserWarning, match="incomplete or corrupt; rebuilding"):
-        assert cap.gguf_cache_entry(gguf, tmp_path / "cache") == entry
-    assert len(builds) == 2 and (entry / "model.safetensors").stat().st_size == 10
+def test_check_caption_style_is_one_message():
+    assert cap.DEFAULT_CAPTION_STYLE in STYLES
+    for style in STYLES:
+        assert cap.check_caption_style(style) == style
+    with pytest.raises(DataError) as info:
+        cap.check_caption_style("poetic")
+    assert str(info.value) == "unknown caption style 'poetic' (known: short, professional, detailed)"
 
 
 def test_embedded_smollm2_loads_from_cache_and_generates():

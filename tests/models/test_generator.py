@@ -6,7 +6,9 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
 
-from unifashion.models.generator import Generator, GeneratorConfig, widen_conv_in
+from unifashion.config import from_dict
+from unifashion.errors import ConfigError
+from unifashion.models.generator import CONFIG_NAME, Generator, GeneratorConfig, widen_conv_in
 
 # 16 px images -> 8x8x4 latents; UNet 8 -> 4; condition 4 tokens of width 16.
 TINY = GeneratorConfig(
@@ -230,6 +232,19 @@ def test_save_load_round_trip(tmp_path, inpainting):
                        g2.sample(cond(), generator=torch.Generator().manual_seed(5), **kw))
 
 
+def test_a_caller_that_keeps_the_config_saves_it_once(tmp_path):
+    """UniFashion keeps the generator's config in its config.json: the generator folder then has none,
+    and loading takes the caller's config; a folder that has one (older models) is read as before."""
+    g = make(dataclasses.replace(TINY, pooled_condition=True))
+    g.save_pretrained(tmp_path / "bare", write_config=False)
+    assert not (tmp_path / "bare" / CONFIG_NAME).exists()
+    with pytest.raises(ValueError, match="not a directory written by Generator.save_pretrained"):
+        Generator.from_pretrained(tmp_path / "bare")
+    assert Generator.from_pretrained(tmp_path / "bare", g.config).config == g.config
+    g.save_pretrained(tmp_path / "full")
+    assert Generator.from_pretrained(tmp_path / "full", TINY).config == g.config  # the folder's own config wins
+
+
 def write_sd_like(directory, cross_attention_dim=24):
     """A tiny random model laid out like Stable Diffusion 1.4's diffusers directory."""
     torch.manual_seed(11)
@@ -326,8 +341,8 @@ def test_bad_config():
         GeneratorConfig(image_size=60)
     with pytest.raises(ValueError, match="one flag per UNet block"):
         GeneratorConfig(unet_attention=(True,))
-    with pytest.raises(ValueError, match="unknown"):
-        GeneratorConfig.from_dict({"image_size": 64, "colour": "red"})
+    with pytest.raises(ConfigError, match="unknown key 'colour' for GeneratorConfig"):
+        from_dict(GeneratorConfig, {"image_size": 64, "colour": "red"})
     with pytest.raises(ValueError, match="condition_dropout"):
         GeneratorConfig(condition_dropout=1.5)
     with pytest.raises(ValueError, match="diffusers directory"):

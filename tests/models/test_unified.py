@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from unifashion.errors import ConfigError, DataError
-from unifashion.models.unified import UniFashion, load_config
+from unifashion.models.model_config import load_config
+from unifashion.models.unified import UniFashion
 
 TEXTS = ["red striped dress", "navy wool coat"]
 
@@ -72,6 +73,27 @@ def test_save_load_round_trip_gives_identical_outputs(tiny, tmp_path):
     assert tiny.caption(ims, "detailed", max_new_tokens=5) == loaded.caption(ims, "detailed", max_new_tokens=5)
     assert np.array_equal(np.asarray(tiny.generate(texts=["red"], steps=2)[0]),
                           np.asarray(loaded.generate(texts=["red"], steps=2)[0]))
+
+
+def test_the_generator_config_is_saved_once_and_older_models_still_load(tiny, tmp_path):
+    """config.json holds the generator's config; a model saved when generator/generator_config.json held
+    a second copy loads from that copy, as it did then."""
+    from dataclasses import replace
+
+    from unifashion.config import to_dict
+    from unifashion.models.generator import CONFIG_NAME
+    from unifashion.storage import write_manifest
+
+    tiny.save_pretrained(tmp_path / "m")
+    assert not (tmp_path / "m" / "generator" / CONFIG_NAME).exists()
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["generator"] == to_dict(tiny.generator.config)
+
+    old = replace(tiny.generator.config, condition_dropout=0.25)  # tells the two copies apart
+    (tmp_path / "m" / "generator" / CONFIG_NAME).write_text(json.dumps(to_dict(old), indent=2) + "\n")
+    (tmp_path / "m" / "manifest.json").unlink()
+    write_manifest(tmp_path / "m")
+    assert UniFashion.from_pretrained(tmp_path / "m").generator.config == old
 
 
 def test_tied_lm_weights_save_and_load(tmp_path):

@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,8 @@ from diffusers import (
 from diffusers.utils.torch_utils import randn_tensor
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from unifashion.config import from_dict, read_mapping, to_dict
 
 CONFIG_NAME = "generator_config.json"
 NULL_CONDITION_NAME = "null_condition.safetensors"
@@ -135,17 +137,6 @@ class GeneratorConfig:
     def extra_channels(self) -> int:
         """Extra UNet input channels of the inpainting variant (0 otherwise)."""
         return self.latent_channels + NON_LATENT_EXTRA_CHANNELS if self.inpainting else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown generator config keys: {', '.join(unknown)}")
-        return cls(**d)
 
 
 def _scratch_vae(c: GeneratorConfig) -> AutoencoderKL:
@@ -474,25 +465,30 @@ class Generator(nn.Module):
         return (pixels / 2 + 0.5).clamp(0, 1)
 
     # ----------------------------------------------------------------------------------- persistence
-    def save_pretrained(self, directory: str | Path) -> None:
-        """vae/, unet/ (diffusers, safetensors), scheduler/ config, null_condition.safetensors,
-        generator_config.json."""
+    def save_pretrained(self, directory: str | Path, *, write_config: bool = True) -> None:
+        """vae/, unet/ (diffusers, safetensors), scheduler/ config, null_condition.safetensors and
+        generator_config.json; `write_config=False` leaves the config to a caller that saves it already
+        (UniFashion's config.json), so that it is written once."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.vae.save_pretrained(directory / "vae", safe_serialization=True)
         self.unet.save_pretrained(directory / "unet", safe_serialization=True)
         self.noise_scheduler.save_pretrained(directory / "scheduler")
         save_file({"null_condition": self.null_condition.detach().contiguous().cpu()}, directory / NULL_CONDITION_NAME)
-        (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        if write_config:
+            (directory / CONFIG_NAME).write_text(json.dumps(to_dict(self.config), indent=2) + "\n")
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> Generator:
-        """Load what save_pretrained wrote (whatever the original source); nothing is downloaded."""
+    def from_pretrained(cls, directory: str | Path, config: GeneratorConfig | None = None) -> Generator:
+        """Load what save_pretrained wrote (whatever the original source); nothing is downloaded. The
+        config is the directory's generator_config.json when it has one (UniFashion models saved before
+        their config.json became its one copy have it too), else `config`."""
         directory = Path(directory)
         config_path = directory / CONFIG_NAME
-        if not config_path.is_file():
+        if config_path.is_file():
+            config = from_dict(GeneratorConfig, read_mapping(config_path), where=str(config_path))
+        elif config is None:
             raise ValueError(f"{config_path} not found: not a directory written by Generator.save_pretrained")
-        config = GeneratorConfig.from_dict(json.loads(config_path.read_text()))
         vae, unet, noise_scheduler = _load_diffusers_dir(directory)
         model = cls(config, vae=vae, unet=unet, noise_scheduler=noise_scheduler)
         null = load_file(directory / NULL_CONDITION_NAME)["null_condition"]

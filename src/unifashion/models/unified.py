@@ -8,17 +8,17 @@
 
 Saved layout (`save_pretrained(dir)`): `config.json`, `qformer.safetensors`, `adapters.safetensors`
 (+ the ITC temperature), `tokenizer/`, `captioner/` (LoRA weights; the whole LM when it is a random
-test model), `generator/` (diffusers layout), `image_encoder.safetensors` only when the frozen
-encoder is random (pretrained encoders are referenced by path: they are never trained), and
-`manifest.json` (sha256 and size of every other file, written last; checked before loading).
+test model), `generator/` (diffusers layout; its config is config.json's `generator`, so older models'
+generator/generator_config.json is read when present, no longer written), `image_encoder.safetensors`
+only when the frozen encoder is random (pretrained encoders are referenced by path: they are never
+trained), and `manifest.json` (sha256 and size of every other file, written last; checked before loading).
 """
 from __future__ import annotations
 
 import json
 import logging
 import shutil
-from dataclasses import dataclass, field, replace
-from importlib import resources
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -28,62 +28,22 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from unifashion.config import from_dict, read_mapping, to_dict
+from unifashion.config import read_mapping, to_dict
 from unifashion.data.samples import ImageRef, TryOnSample
 from unifashion.errors import ConfigError, DataError
 from unifashion.storage import MANIFEST, recover_dir, replace_dir, staging_dir, verify_manifest, write_manifest
 from unifashion.models.adapters import AdapterConfig, TaskAdapters
-from unifashion.models.captioner import STYLES, Captioner, CaptionerConfig
-from unifashion.models.generator import Generator, GeneratorConfig
+from unifashion.models.captioner import DEFAULT_CAPTION_STYLE, Captioner, CaptionerConfig, check_caption_style
+from unifashion.models.feature_cache import FeatureCache, image_key
+from unifashion.models.generator import Generator
 from unifashion.models.frozen_outputs import FrozenOutputs
-from unifashion.models.image_encoder import FeatureCache, FrozenImageEncoder, ImageEncoderConfig, image_key
-from unifashion.models.qformer import ComposedFeatures, ImageFeatures, QFormer, QFormerConfig, TextFeatures
+from unifashion.models.image_encoder import FrozenImageEncoder
+from unifashion.models.model_config import UniFashionConfig, config_from_dict, load_config
+from unifashion.models.qformer import ComposedFeatures, ImageFeatures, QFormer, TextFeatures
 
 CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
-NAMED_CONFIGS = ("embedded", "quickstart", "paper", "tiny")  # YAML files shipped in unifashion/configs/
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class UniFashionConfig:
-    image_encoder: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)  # frozen backbone
-    qformer: QFormerConfig = field(default_factory=QFormerConfig)  # the multimodal encoder
-    captioner: CaptionerConfig = field(default_factory=CaptionerConfig)  # LLM + LoRA
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)  # latent diffusion
-    max_text_length: int = 64  # Q-Former text tokens (longer texts are truncated)
-    temperature: float = 0.07  # initial ITC temperature (learnable, as BLIP-2)
-    classify_template: str = "a photo of a {label}"  # zero-shot prompt per label
-
-
-def load_config(name_or_path: str | Path, overrides: dict | None = None) -> UniFashionConfig:
-    """A shipped config by name (embedded, paper, tiny) or a YAML/JSON file, with nested overrides
-    (e.g. {"qformer": {"pretrained": "/models/blip2"}}) merged in."""
-    path = Path(name_or_path)
-    if str(name_or_path) in NAMED_CONFIGS:
-        path = Path(str(resources.files("unifashion") / "configs" / f"{name_or_path}.yaml"))
-    elif not path.is_file():
-        raise ConfigError(f"{name_or_path}: no such config file (or a name: {', '.join(NAMED_CONFIGS)})")
-    data = read_mapping(path)
-    _merge(data, overrides or {})
-    return config_from_dict(data, where=str(path))
-
-
-def _merge(base: dict, overrides: dict) -> None:
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-
-
-def config_from_dict(data: dict, where: str = "config") -> UniFashionConfig:
-    try:
-        return from_dict(UniFashionConfig, data, where)
-    except ConfigError as e:
-        raise ConfigError(f"{where}: {e}" if not str(e).startswith(where) else str(e)) from None
-    except ValueError as e:  # the parts' own checks (generator, captioner) raise ValueError
-        raise ConfigError(f"{where}: {e}") from None
 
 
 def _load_images(images: Sequence[Image.Image | str | Path]) -> list[Image.Image]:
@@ -172,7 +132,7 @@ class UniFashion(nn.Module):
             self.captioner.tokenizer.save_pretrained(str(tmp / "captioner_tokenizer"))
         else:
             self.captioner.save_lora(tmp / "captioner")
-        self.generator.save_pretrained(tmp / "generator")
+        self.generator.save_pretrained(tmp / "generator", write_config=False)  # its config is config.json's
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, verify: bool = True) -> "UniFashion":
@@ -207,7 +167,7 @@ class UniFashion(nn.Module):
         else:
             captioner = Captioner(config.captioner)
             captioner.load_lora(directory / "captioner")
-        generator = Generator.from_pretrained(directory / "generator")
+        generator = Generator.from_pretrained(directory / "generator", config.generator)
         model = cls(config, image_encoder=image_encoder, qformer=qformer, tokenizer=tokenizer, captioner=captioner,
                     generator=generator)
         adapters = _read_tensors(directory / "adapters.safetensors")
@@ -336,14 +296,13 @@ class UniFashion(nn.Module):
     # ---- generation ---------------------------------------------------------------------------
 
     @torch.no_grad()
-    def caption(self, images: Sequence[Image.Image | str | Path], style: str = "professional", *,
+    def caption(self, images: Sequence[Image.Image | str | Path], style: str = DEFAULT_CAPTION_STYLE, *,
                 num_beams: int = 1, max_new_tokens: int | None = None,
                 hints: Sequence[str | None] | None = None, max_seconds: float | None = None) -> list[str]:
         """Captions in a style (short, professional, detailed) from the image; `hints` add attribute
         keywords to the instruction (Fashion-IQ-Cap annotation of training images only); `max_seconds`
         cuts decoding short (Captioner.generate)."""
-        if style not in STYLES:
-            raise DataError(f"unknown caption style '{style}' (known: {', '.join(STYLES)})")
+        check_caption_style(style)
         queries = self.encode_image(images).query_output  # (B, 32, H)
         return self.captioner.generate(self.adapters.soft_prompt(queries), style, num_beams=num_beams,
                                        max_new_tokens=max_new_tokens, hints=hints, max_seconds=max_seconds)

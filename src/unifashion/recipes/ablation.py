@@ -25,7 +25,8 @@ from unifashion.storage import write_text_atomic
 from unifashion.evaluation.evaluate import EvalConfig, evaluate
 from unifashion.data.sources import EVAL_SPLITS, find_sources
 from unifashion.evaluation.gallery_captions import caption_images, fashioniq_gallery
-from unifashion.models.unified import UniFashion, load_config
+from unifashion.models.model_config import load_config
+from unifashion.models.unified import UniFashion
 from unifashion.recipes import phase_settings
 from unifashion.recipes.budgets import AblationBudget
 from unifashion.training import phases

@@ -29,7 +29,8 @@ from unifashion.search.index_build import build_index, items_from_data
 from unifashion.data.sources import find_sources
 from unifashion.evaluation.gallery_captions import caption_images, fashioniq_gallery
 from unifashion.models.captioner import build_caption_tokenizer
-from unifashion.models.unified import UniFashion, load_config
+from unifashion.models.model_config import load_config
+from unifashion.models.unified import UniFashion
 from unifashion.recipes import phase_settings
 from unifashion.recipes.budgets import QuickstartBudget
 from unifashion.recipes.quickstart_report import target_rows, with_derived, write_page, write_pictures

@@ -1,0 +1,60 @@
+"""UniFashion's config: one frozen dataclass of the parts' own configs, from a shipped name or a file.
+
+The parts define their configs next to their code; this module puts them together, reads the YAML
+files shipped in unifashion/configs/ (or any YAML/JSON file) and merges nested overrides in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from unifashion.config import from_dict, read_mapping
+from unifashion.errors import ConfigError
+from unifashion.models.captioner import CaptionerConfig
+from unifashion.models.generator import GeneratorConfig
+from unifashion.models.image_encoder import ImageEncoderConfig
+from unifashion.models.qformer import QFormerConfig
+
+NAMED_CONFIGS = ("embedded", "quickstart", "paper", "tiny")  # YAML files shipped in unifashion/configs/
+
+
+@dataclass(frozen=True)
+class UniFashionConfig:
+    image_encoder: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)  # frozen backbone
+    qformer: QFormerConfig = field(default_factory=QFormerConfig)  # the multimodal encoder
+    captioner: CaptionerConfig = field(default_factory=CaptionerConfig)  # LLM + LoRA
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)  # latent diffusion
+    max_text_length: int = 64  # Q-Former text tokens (longer texts are truncated)
+    temperature: float = 0.07  # initial ITC temperature (learnable, as BLIP-2)
+    classify_template: str = "a photo of a {label}"  # zero-shot prompt per label
+
+
+def load_config(name_or_path: str | Path, overrides: dict | None = None) -> UniFashionConfig:
+    """A shipped config by name (embedded, paper, tiny) or a YAML/JSON file, with nested overrides
+    (e.g. {"qformer": {"pretrained": "/models/blip2"}}) merged in."""
+    path = Path(name_or_path)
+    if str(name_or_path) in NAMED_CONFIGS:
+        path = Path(str(resources.files("unifashion") / "configs" / f"{name_or_path}.yaml"))
+    elif not path.is_file():
+        raise ConfigError(f"{name_or_path}: no such config file (or a name: {', '.join(NAMED_CONFIGS)})")
+    data = read_mapping(path)
+    _merge(data, overrides or {})
+    return config_from_dict(data, where=str(path))
+
+
+def _merge(base: dict, overrides: dict) -> None:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def config_from_dict(data: dict, where: str = "config") -> UniFashionConfig:
+    try:
+        return from_dict(UniFashionConfig, data, where)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}" if not str(e).startswith(where) else str(e)) from None
+    except ValueError as e:  # the parts' own checks (generator, captioner) raise ValueError
+        raise ConfigError(f"{where}: {e}") from None
