@@ -17,9 +17,9 @@ from unifashion.losses import (
     diffusion_target,
     negative_weights,
     sample_negatives,
-    similarity_matrix,
 )
 from unifashion.models.captioner import IGNORE_INDEX
+from unifashion.models.qformer import QFormer
 
 ITC = ImageTextContrastiveLoss()
 
@@ -42,13 +42,14 @@ def random_unit(*shape, seed=0) -> torch.Tensor:
 
 
 # ================================================================================================ ITC
-def test_similarity_matrix_is_the_qformers():
-    from unifashion.models.qformer import QFormer
-
-    img, txt = random_unit(3, 4, 8, seed=1), random_unit(5, 8, seed=2)
-    torch.testing.assert_close(similarity_matrix(img, txt), QFormer.similarity(img, txt))
+def test_itc_scores_with_the_qformers_similarity():
+    img, txt = random_unit(3, 4, 8, seed=1), random_unit(3, 8, seed=2)
+    sim = QFormer.similarity(img, txt) / 0.1  # (B, B)
+    target = torch.arange(3)
+    want = (F.cross_entropy(sim, target) + F.cross_entropy(sim.t(), target)) / 2
+    torch.testing.assert_close(ITC(img, txt, 0.1)["itc_loss"], want)
     with pytest.raises(ValueError, match=r"\(B, Q, E\)"):
-        similarity_matrix(txt, txt)
+        QFormer.similarity(txt, txt)
 
 
 def test_itc_aligned_with_tiny_temperature_is_zero():
@@ -253,7 +254,7 @@ def test_itm_same_product_is_never_a_negative_and_a_batch_of_one_product_is_an_e
 
 
 def test_itm_with_the_qformer_head_trains_it():
-    from unifashion.models.qformer import QFormer, QFormerConfig
+    from unifashion.models.qformer import QFormerConfig
 
     torch.manual_seed(0)
     qformer = QFormer.from_config(QFormerConfig(
@@ -262,8 +263,8 @@ def test_itm_with_the_qformer_head_trains_it():
     tokens = torch.randn(3, 5, 24)
     ids = torch.randint(1, 99, (3, 6))
     mask = torch.ones_like(ids)
-    sim = similarity_matrix(qformer.image_features(tokens).image_embeds,
-                            qformer.text_features(ids, mask).text_embeds).detach() / 0.07
+    sim = QFormer.similarity(qformer.image_features(tokens).image_embeds,
+                             qformer.text_features(ids, mask).text_embeds).detach() / 0.07
     loss = ImageTextMatchingLoss()(qformer.itm_logits, tokens, ids, mask, sim, sim.t())["itm_loss"]
     loss.backward()
     assert torch.isfinite(loss) and qformer.itm_head.weight.grad.abs().sum() > 0
@@ -445,7 +446,7 @@ def test_cir_terms_are_one_directional_infonce():
     q, img, cap = random_unit(b, 8, seed=12), random_unit(b, 3, 8, seed=13), random_unit(b, 8, seed=14)
     out = CIR(q, img, cap, tau)
     target = torch.arange(b)
-    torch.testing.assert_close(out["cir_image_loss"], F.cross_entropy(similarity_matrix(img, q).t() / tau, target))
+    torch.testing.assert_close(out["cir_image_loss"], F.cross_entropy(QFormer.similarity(img, q).t() / tau, target))
     torch.testing.assert_close(out["cir_caption_loss"], F.cross_entropy(q @ cap.t() / tau, target))
     # not the symmetric loss
     assert not torch.allclose(out["cir_caption_loss"], ITC(cap[:, None], q, tau)["itc_loss"])

@@ -14,6 +14,7 @@ import torch
 from unifashion.data.formats import fashioniq
 from unifashion.data.samples import ImageRef, ImageTextPair
 from unifashion.errors import DataError
+from unifashion.models.qformer import QFormer
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -52,13 +53,16 @@ def text_embeddings(model, texts: Sequence[str], batch_size: int = 64) -> np.nda
 
 
 def max_over_queries(image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.ndarray:
-    """(N, Q, E) x (T, E) -> (N, T): BLIP-2's image-text score, the best query's dot product."""
-    n, q, e = image_embeds.shape
-    out = np.empty((n, len(text_embeds)), dtype=np.result_type(image_embeds, text_embeds))
+    """(N, Q, E) x (T, E) -> (N, T): BLIP-2's image-text score, the best query's dot product
+    (QFormer.similarity, in chunks of images)."""
+    n, q, _ = image_embeds.shape
+    dtype = np.result_type(image_embeds, text_embeds)
+    out = np.empty((n, len(text_embeds)), dtype=dtype)
+    texts = torch.from_numpy(np.ascontiguousarray(text_embeds, dtype=dtype))  # (T, E)
     step = max(1, (1 << 25) // max(1, q * len(text_embeds)))  # images per chunk: ~128 MB of (b, Q, T) scores
     for start in range(0, n, step):
-        chunk = image_embeds[start:start + step]  # (b, Q, E)
-        out[start:start + step] = (chunk.reshape(-1, e) @ text_embeds.T).reshape(len(chunk), q, -1).max(axis=1)
+        chunk = torch.from_numpy(np.ascontiguousarray(image_embeds[start:start + step], dtype=dtype))  # (b, Q, E)
+        out[start:start + step] = QFormer.similarity(chunk, texts).numpy()
     return out  # (N, T)
 
 

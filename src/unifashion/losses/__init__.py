@@ -16,7 +16,6 @@ from unifashion.losses.contrastive import (
     ImageTextContrastiveLoss,
     clamp_temperature,
     clamp_temperature_,
-    similarity_matrix,
 )
 from unifashion.losses.diffusion import NoisePredictionLoss, diffusion_target
 from unifashion.losses.matching import ImageTextMatchingLoss, negative_weights, sample_negatives
@@ -24,7 +23,7 @@ from unifashion.losses.matching import ImageTextMatchingLoss, negative_weights, 
 __all__ = [
     "TEMPERATURE_RANGE", "AutoencoderLoss", "CaptionLoss", "ComposedRetrievalLoss", "ImageTextContrastiveLoss",
     "ImageTextMatchingLoss", "NoisePredictionLoss", "clamp_temperature", "clamp_temperature_", "diffusion_target",
-    "negative_weights", "sample_negatives", "similarity_matrix",
+    "negative_weights", "sample_negatives",
 ]
 
 

@@ -20,10 +20,10 @@ from unifashion.losses.contrastive import (
     clamp_temperature,
     contrastive_targets,
     info_nce,
-    similarity_matrix,
 )
 from unifashion.losses.distributed import gather_no_grad, gather_with_grad, world
 from unifashion.losses.matching import ImageTextMatchingLoss, ItmLogitsFn
+from unifashion.models.qformer import QFormer
 
 
 class ComposedRetrievalLoss(nn.Module):
@@ -72,8 +72,8 @@ class ComposedRetrievalLoss(nn.Module):
         captions_all = gather_with_grad(target_caption_embeds)  # (N, E)
         ids_all = gather_no_grad(target_ids) if target_ids is not None else None
         targets = contrastive_targets(target_ids, ids_all, b, images_all.shape[0], rank * b, composed_embeds.device)
-        # similarity_matrix(images, queries) is (N, B): transpose to queries x gallery
-        sim_image = similarity_matrix(images_all, composed_embeds).t() / tau  # (B, N)
+        # QFormer.similarity(images, queries) is (N, B): transpose to queries x gallery
+        sim_image = QFormer.similarity(images_all, composed_embeds).t() / tau  # (B, N)
         sim_caption = composed_embeds @ captions_all.t() / tau  # (B, N)
         out = {
             "cir_image_loss": info_nce(sim_image, targets, self.label_smoothing),

@@ -1,7 +1,7 @@
 """Image-text contrastive loss (ITC), BLIP-2 style (paper §3.2; LAVIS blip2_qformer.py).
 
 The image side is the 32 query embeddings Z_I, the text side the [CLS] embedding e_cls; an image's
-similarity to a text is the best query's dot product (max over queries). The loss is the symmetric
+similarity to a text is the best query's dot product (max over queries: `QFormer.similarity`). The loss is the symmetric
 cross-entropy of image->text and text->image similarities divided by the learnable temperature.
 Items that share a product id are all positives (soft targets spread uniformly over them, as
 BLIP-2's `sim_targets` from image ids). Under torch.distributed every local item is contrasted
@@ -16,16 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from unifashion.losses.distributed import gather_no_grad, gather_with_grad, world
+from unifashion.models.qformer import QFormer
 
 TEMPERATURE_RANGE = (0.001, 0.5)  # BLIP-2 clamps its learnable temperature to this range
-
-
-def similarity_matrix(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
-    """(B, Q, E) x (T, E) -> (B, T): the best-matching query's dot product with each text (BLIP-2)."""
-    if image_embeds.dim() != 3 or text_embeds.dim() != 2 or image_embeds.shape[-1] != text_embeds.shape[-1]:
-        raise ValueError(f"similarity needs image embeds (B, Q, E) and text embeds (T, E), "
-                         f"got {tuple(image_embeds.shape)} and {tuple(text_embeds.shape)}")
-    return torch.einsum("bqe,te->bqt", image_embeds, text_embeds).amax(dim=1)  # (B, T)
 
 
 def clamp_temperature(temperature: torch.Tensor | float, like: torch.Tensor | None = None) -> torch.Tensor:
@@ -42,7 +35,6 @@ def clamp_temperature(temperature: torch.Tensor | float, like: torch.Tensor | No
     return t.reshape(()).clamp(*TEMPERATURE_RANGE)
 
 
-@torch.no_grad()
 @torch.no_grad()  # an in-place update of a parameter, outside autograd
 def clamp_temperature_(temperature: torch.Tensor) -> None:
     """Clamp the temperature parameter in place (BLIP-2's `self.temp.clamp_(0.001, 0.5)`); call it
@@ -109,8 +101,8 @@ class ImageTextContrastiveLoss(nn.Module):
         rank, _ = world()
         image_all = gather_with_grad(image_embeds)  # (N, Q, E), N = world_size * B
         text_all = gather_with_grad(text_embeds)  # (N, E)
-        sim_i2t = similarity_matrix(image_embeds, text_all) / tau  # (B, N): local images vs all texts
-        sim_t2i = similarity_matrix(image_all, text_embeds).t() / tau  # (B, N): local texts vs all images
+        sim_i2t = QFormer.similarity(image_embeds, text_all) / tau  # (B, N): local images vs all texts
+        sim_t2i = QFormer.similarity(image_all, text_embeds).t() / tau  # (B, N): local texts vs all images
         ids_all = gather_no_grad(product_ids) if product_ids is not None else None
         targets = contrastive_targets(product_ids, ids_all, b, text_all.shape[0], rank * b, image_embeds.device)
         loss = (info_nce(sim_i2t, targets, self.label_smoothing) + info_nce(sim_t2i, targets, self.label_smoothing)) / 2

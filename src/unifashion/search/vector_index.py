@@ -25,6 +25,8 @@ import faiss
 import numpy as np
 import torch
 
+from unifashion.models.qformer import QFormer
+
 
 class Reduce(Enum):
     MAX = "max"  # the best query vector (text and composed queries, image-to-text)
@@ -199,15 +201,15 @@ class MultiVectorIndex:
 
     @staticmethod
     def _block_scores(block: np.ndarray, q: np.ndarray, reduce: Reduce) -> np.ndarray:
-        """Item scores (B, r) of a block of items (r, V, E) for queries (B, P, E), by one matrix product.
+        """Item scores (B, r) of a block of items (r, V, E) for queries (B, P, E), by one matrix product:
+        the model's own max over the item's vectors (QFormer.similarity) per query vector, then reduced.
         In torch, not numpy: numpy's OpenBLAS threads keep spinning after a product and slow the next
         model encode in the same process (benchmarks/serving.py times a text search's two parts)."""
         r, v, e = block.shape
         b, p, _ = q.shape
-        items = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).view(r * v, e)
+        items = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))  # (r, V, E)
         queries = torch.from_numpy(np.ascontiguousarray(q, dtype=np.float32)).view(b * p, e)
-        sims = items @ queries.T  # (r*V, B*P)
-        best = sims.view(r, v, b, p).amax(dim=1)  # (r, B, P): each query vector's best item vector
+        best = QFormer.similarity(items, queries).view(r, b, p)  # (r, B, P): each query vector's best item vector
         item = best.amax(dim=2) if reduce is Reduce.MAX else best.mean(dim=2)  # (r, B)
         return item.T.contiguous().numpy()
 
