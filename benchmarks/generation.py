@@ -31,7 +31,7 @@ def main() -> None:
     n_images = 16 if args.quick else 160
     batch_size = 8
 
-    from unifashion.data.synthetic.taxonomy import COLOURS
+    from unifashion.data.vocabulary import COLOURS
     from unifashion.evaluation.generation_metrics import (InceptionFeatures, dominant_colour_match, frechet_distance,
                                                   kernel_inception_distance)
 

@@ -37,7 +37,8 @@ WORK = RESULTS / "serving"
 
 def query_texts() -> list[str]:
     """Distinct shopper queries: colour x pattern x garment (no two requests in a row repeat a text)."""
-    from unifashion.data.synthetic.taxonomy import CATEGORIES, COLOURS, PATTERNS
+    from unifashion.data.synthetic.taxonomy import CATEGORIES, PATTERNS
+    from unifashion.data.vocabulary import COLOURS
 
     garments = [sub.replace("_", " ") for subs in CATEGORIES.values() for sub in subs]
     return [f"a {c} {p} {g}" for g in garments for c in COLOURS for p in PATTERNS]

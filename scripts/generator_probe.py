@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from unifashion.data.formats import catalog
-from unifashion.data.synthetic.taxonomy import COLOURS
+from unifashion.data.vocabulary import COLOURS
 from unifashion.evaluation.evaluate import first_view_per_product
 from unifashion.evaluation.generation_metrics import dominant_colour_match
 from unifashion.models.unified import UniFashion

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from unifashion.data.formats import catalog
-from unifashion.data.synthetic.taxonomy import COLOURS
+from unifashion.data.vocabulary import COLOURS
 from unifashion.evaluation.generation_metrics import dominant_colour_match
 from unifashion.losses.autoencoder import AutoencoderLoss
 from unifashion.models.model_config import load_config
