@@ -15,6 +15,7 @@ from unifashion.data.formats import catalog, fashion200k, fashiongen, fashioniq,
 from unifashion.data.formats.detect import detect_format
 from unifashion.data.samples import ImageTextPair
 from unifashion.errors import DataError
+from unifashion.storage import MANIFEST
 
 TASKS = ("cmr", "cir", "cap", "gen", "tryon", "design")
 PAIR_FORMATS = ("fashiongen", "catalog", "fashion200k")
@@ -32,7 +33,7 @@ NEED_NAMES = {"pairs": "image-text pairs (FashionGen, a catalog or Fashion200K)"
               "vitonhd": "VITON-HD"}
 # A world's manifest (data/synthetic/world.py writes it): models, indexes and checkpoints also keep a
 # manifest.json, but only a world's names its generator "unifashion <version> synth" and lists its formats.
-WORLD_MANIFEST = "manifest.json"
+WORLD_MANIFEST = MANIFEST
 WORLD_GENERATOR_SUFFIX = " synth"
 
 

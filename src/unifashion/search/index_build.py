@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unifashion.storage import write_text_atomic
 from unifashion.data.samples import ImageRef
 from unifashion.errors import DataError
-from unifashion.storage import recover_dir, replace_dir, staging_dir
+from unifashion.models.captioner import said
 from unifashion.search.catalog_index import CatalogIndex, CatalogItem, model_fingerprint
 from unifashion.search.vector_index import AnnConfig
-from unifashion.models.captioner import said
+from unifashion.storage import MANIFEST, recover_dir, replace_dir, staging_dir, write_text_atomic
 
 ProgressFn = Callable[[str, int, int], None]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -196,7 +195,7 @@ def build_index(model, items: Sequence[CatalogItem], out: Path, *, model_source:
     if not items:
         raise DataError("no items to index")
     recover_dir(out)
-    if (out / "manifest.json").exists() and not overwrite:
+    if (out / MANIFEST).exists() and not overwrite:
         raise DataError(f"{out}: an index already exists (use --overwrite to replace it, or `index add`)")
     work = out / BUILD_DIR
     if restart and work.exists():
