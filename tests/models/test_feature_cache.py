@@ -8,27 +8,13 @@ from unifashion.errors import ConfigError, DataError
 from unifashion.models.feature_cache import FeatureCache
 from unifashion.models.image_encoder import FrozenImageEncoder, ImageEncoderConfig
 
-TINY_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                   image_size=32, patch_size=8)
+from encoder_inputs import TINY_VISION, noise_images, solid, tiny_blip2  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def lite0():
     return FrozenImageEncoder(ImageEncoderConfig())  # the embedded default: packaged ImageNet weights, 128 px
 
-
-def tiny_blip2() -> FrozenImageEncoder:
-    return FrozenImageEncoder(ImageEncoderConfig(backbone="blip2_vision", image_size=32, random_init=True,
-                                                 vision_config=TINY_VISION))
-
-
-def solid(colour, size=(50, 30), mode="RGB"):
-    return Image.new(mode, size, colour)
-
-
-def noise_images(n, size=(40, 56), seed=0):
-    rng = np.random.default_rng(seed)
-    return [Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)) for _ in range(n)]
 
 
 def test_feature_cache_hits_and_misses(lite0, tmp_path):
