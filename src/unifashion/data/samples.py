@@ -48,10 +48,21 @@ class ImageRef:
     # The file is an agnostic image (garment region painted grey): load() returns the mask of
     # that paint instead (L, 255 = masked), for releases that ship no mask files.
     grey_paint_mask: bool = False
+    # A picture already decoded (an upload, a derived map): load() returns a copy; `path` only names it.
+    image: Image.Image | None = field(default=None, compare=False, hash=False, repr=False)
+
+    @classmethod
+    def of_image(cls, image: Image.Image, name: str) -> "ImageRef":
+        """A reference to a decoded picture, called `name` in messages."""
+        if not isinstance(image, Image.Image):
+            raise DataError(f"{name}: expected a PIL image, got {type(image).__name__}")
+        return cls(Path(name), image=image)
 
     def load(self) -> Image.Image:
         """The image as PIL: RGB for colour photos, L or P kept for masks and parse maps, RGBA/LA/PA
         where the file has transparency (the module docstring lists what is refused)."""
+        if self.image is not None:
+            return self.image.copy()
         if self.key is not None:
             return _load_hdf5_image(self.path, self.key, self.index)
         if self.grey_paint_mask:
@@ -212,11 +223,11 @@ class TryOnSample:
     split: str  # "train" | "test"
     paired: bool  # True when the person wears this very garment
     person: ImageRef  # the person image (target of generation)
-    garment: ImageRef  # in-shop garment
-    garment_mask: ImageRef  # binary mask of the in-shop garment
+    garment: ImageRef | None  # in-shop garment; None for a design from words alone (data.tryon_inputs)
+    garment_mask: ImageRef | None  # binary mask of the in-shop garment (datasets; generation does not read it)
     agnostic: ImageRef  # person with the garment region masked out
     agnostic_mask: ImageRef  # binary mask of the region to inpaint
-    parse: ImageRef  # human parsing map (palette PNG)
+    parse: ImageRef | None  # human parsing map (palette PNG; datasets; generation does not read it)
     pose_image: ImageRef  # rendered OpenPose skeleton
     pose_keypoints: np.ndarray = field(compare=False, hash=False, repr=False)  # (18, 3) x, y, confidence
     sketch: ImageRef | None = None  # MGD: garment sketch (edge map), when present
