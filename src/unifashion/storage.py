@@ -218,11 +218,29 @@ def staging_dir(target: Path) -> Path:
     return staging
 
 
+def file_mode() -> int:
+    """The mode a new file gets from this process's umask (0644 under the usual 022)."""
+    umask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def publish_modes(directory: Path) -> None:
+    """Give every file under `directory` the umask's mode: safetensors (ours and diffusers') writes
+    0600 files, which would leave a saved model unreadable to the rest of a team."""
+    mode = file_mode()
+    for path in Path(directory).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
 def replace_dir(new: Path, target: Path) -> Path:
     """Make the complete directory `new` (a sibling of `target`) be `target`, so that at every instant
-    either the old or the new complete directory can be found (see the module docstring)."""
+    either the old or the new complete directory can be found (see the module docstring). Its files
+    get the umask's mode first (`publish_modes`)."""
     global _exchange_supported
     new, target = _absolute(new), _absolute(target)
+    publish_modes(new)
     recover_dir(target)
     clean_leftovers(target, keep=new)
     fsync_dir(new)

@@ -312,3 +312,17 @@ def test_each_manifest_keeps_the_layout_earlier_versions_wrote(saved, tmp_path):
     segment = json.loads((tmp_path / "i" / "manifest.json").read_text())["segments"][0]
     assert segment["files"] == _entries(tmp_path / "i" / "segments" / segment["name"])
     assert all(list(entry) == ["bytes", "sha256"] for entry in segment["files"].values())
+
+
+def test_saved_files_get_the_umasks_mode_not_safetensors_0600(saved, tmp_path):
+    # safetensors (ours and diffusers') writes 0600: a model a team shares must be readable as the umask says
+    umask = os.umask(0o022)
+    os.umask(umask)
+    mode = 0o666 & ~umask
+    files = [p for p in saved.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".safetensors" for p in files) and any("generator" in p.parts for p in files)
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(mode)}
+    tmp = checkpoint.begin(tmp_path / "checkpoints", 1)
+    checkpoint.write_tensors(tmp / "model.safetensors", {"w": torch.ones(2)})
+    step = checkpoint.commit(tmp, 1)
+    assert {oct(p.stat().st_mode & 0o777) for p in step.iterdir()} == {oct(mode)}

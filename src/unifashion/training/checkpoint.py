@@ -34,7 +34,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from unifashion.errors import UnifashionError
-from unifashion.storage import MANIFEST, fsync_dir, fsync_file, verify_manifest, write_manifest, write_text_atomic
+from unifashion.storage import (MANIFEST, fsync_dir, fsync_file, publish_modes, verify_manifest, write_manifest,
+                               write_text_atomic)
 
 FORMAT_VERSION = 1
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -94,6 +95,7 @@ def commit(tmp: Path, step: int) -> Path:
     """Hash every file of `tmp`, write the manifest, fsync, and rename `tmp` to `step-N`."""
     tmp = Path(tmp)
     write_manifest(tmp, {"format_version": FORMAT_VERSION, "step": step})  # no "format": as checkpoints always were
+    publish_modes(tmp)
     final = step_dir(tmp.parent, step)
     if final.exists():  # a checkpoint of the same step from an earlier run: replace it (it is complete too)
         old = final.with_name(final.name + ".del")
