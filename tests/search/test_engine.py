@@ -121,6 +121,31 @@ def test_classify_gives_a_sorted_distribution_over_the_stripped_labels(service_s
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_classify_drops_repeated_labels_and_splits_a_string_of_them(service_search, first):
+    (row,) = service_search.classify([first[1]], ["dress", "dress", " coat"])  # `--labels dress,dress,coat`
+    assert sorted(label for label, _ in row) == ["coat", "dress"]
+    assert sum(p for _, p in row) == pytest.approx(1.0, abs=1e-5)
+    (split,) = service_search.classify(first[1], "dress,coat")  # one picture, a string of labels
+    assert dict(split) == pytest.approx(dict(row))
+
+
+def test_a_single_text_or_picture_is_one_query_not_a_sequence_of_characters(service_search, items, first, tmp_path):
+    item, picture = first
+    path = tmp_path / "photo.png"
+    picture.save(path)
+    assert ids(service_search.text("red floral dress", k=3)[0]) == ids(service_search.text(["red floral dress"], k=3)[0])
+    assert len(service_search.text("red floral dress", k=3)) == 1
+    category = item.category
+    assert {h.category for h in service_search.text("a dress", k=3, categories=category)[0]} == {category}
+    for one in (str(path), path, picture):
+        assert ids(service_search.image(one, k=3)[0]) == ids(service_search.image([picture], k=3)[0])
+    assert len(service_search.image_to_text(str(path), k=2)) == 1
+    assert ids(service_search.composed(str(path), "in bright red", k=3, rerank=False)[0]) == ids(
+        service_search.composed([picture], ["in bright red"], k=3, rerank=False)[0])
+    assert len(service_search.caption(str(path), "short", max_new_tokens=3)) == 1
+    assert len(service_search.generate("a red dress", steps=1, seed=0)) == 1
+
+
 # ---- the catalog and the model, for front ends ---------------------------------------------------
 
 def test_catalog_lookups_answer_from_the_index(service_search, items):

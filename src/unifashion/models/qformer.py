@@ -359,8 +359,21 @@ class QFormer(nn.Module):
         return self.itm_head(fused).mean(dim=1)  # (B, 2)
 
     @staticmethod
-    def similarity(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
-        """(B, Q, E) x (T, E) -> (B, T): the best query's dot product with each text embedding."""
+    def similarity(image_embeds: torch.Tensor | ImageFeatures,
+                   text_embeds: torch.Tensor | TextFeatures | ComposedFeatures) -> torch.Tensor:
+        """(B, Q, E) x (T, E) -> (B, T): the best query's dot product with each text embedding. Features
+        stand for their embeddings: ImageFeatures.image_embeds, TextFeatures.text_embeds and
+        ComposedFeatures.composed_embeds (a composed query is scored against images as a text is)."""
+        given = f"{type(image_embeds).__name__} and {type(text_embeds).__name__}"
+        if isinstance(image_embeds, ImageFeatures):
+            image_embeds = image_embeds.image_embeds  # (B, Q, E)
+        if isinstance(text_embeds, TextFeatures):
+            text_embeds = text_embeds.text_embeds  # (T, E)
+        elif isinstance(text_embeds, ComposedFeatures):
+            text_embeds = text_embeds.composed_embeds  # (T, E)
+        if not isinstance(image_embeds, torch.Tensor) or not isinstance(text_embeds, torch.Tensor):
+            raise TypeError(f"similarity needs image embeds (a tensor or ImageFeatures) and text embeds (a tensor, "
+                            f"TextFeatures or ComposedFeatures), got {given}")
         if image_embeds.dim() != 3 or text_embeds.dim() != 2 or image_embeds.shape[-1] != text_embeds.shape[-1]:
             raise ValueError(f"similarity needs image embeds (B, Q, E) and text embeds (T, E), "
                              f"got {tuple(image_embeds.shape)} and {tuple(text_embeds.shape)}")

@@ -15,10 +15,11 @@ trained), and `manifest.json` (sha256 and size of every other file, written last
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -46,8 +47,66 @@ FORMAT_VERSION = 1
 logger = logging.getLogger(__name__)
 
 
-def _load_images(images: Sequence[Image.Image | str | Path]) -> list[Image.Image]:
-    if images is None or len(images) == 0:
+ImageInput = Image.Image | str | Path  # a PIL image or an image file's path
+ONE_ITEM = (str, Path, Image.Image)  # what a batch argument takes as one item, never as a sequence of items
+
+
+def as_batch(items):
+    """The batch rule of every method taking images or texts: a single `str` (a text or a path), `Path`
+    or PIL image is ONE item (a batch of 1); anything else is a sequence of items, listed. None stays None."""
+    if items is None:
+        return None
+    if isinstance(items, ONE_ITEM):
+        return [items]
+    return list(items)
+
+
+def label_list(labels: str | Sequence[str]) -> list[str]:
+    """The labels of a zero-shot classification, as the model, the search facade, the CLI and the service
+    take them: a string ("dress,coat") or a sequence of strings, each split at commas; every label
+    stripped, empty ones dropped and repeats too, keeping the first order. DataError when none is left."""
+    out: list[str] = []
+    for i, field in enumerate(as_batch(labels)):
+        if not isinstance(field, str):
+            raise DataError(f"label {i} is a {type(field).__name__}, not a string")
+        for label in field.split(","):
+            label = label.strip()
+            if label and label not in out:
+                out.append(label)
+    if not out:
+        raise DataError("classification needs at least one label")
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Classification:
+    """What `UniFashion.classify` returns: the labels (after `label_list`) and each image's probabilities."""
+    labels: tuple[str, ...]  # (L,) in the order given, de-duplicated
+    probs: torch.Tensor  # (B, L) softmax over the labels per image; rows sum to 1
+
+    def ranked(self) -> list[list[tuple[str, float]]]:
+        """Per image, (label, probability) from the most probable label down."""
+        rows = self.probs.float().cpu().tolist()  # (B, L)
+        return [sorted(zip(self.labels, row), key=lambda x: -x[1]) for row in rows]
+
+    def top(self) -> list[str]:
+        """Each image's most probable label."""
+        return [self.labels[i] for i in self.probs.argmax(dim=-1).tolist()]
+
+
+def _inference(method):
+    """Autograd off while the model is in eval mode (the default of from_config / from_pretrained), so that
+    features come back without a graph; in training mode (`model.train()`) it stays as the caller set it."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            return method(self, *args, **kwargs)
+    return run
+
+
+def _load_images(images: ImageInput | Sequence[ImageInput]) -> list[Image.Image]:
+    images = as_batch(images)
+    if not images:
         raise DataError("no images given")
     out = []
     for i, im in enumerate(images):
@@ -186,7 +245,7 @@ class UniFashion(nn.Module):
     def device(self) -> torch.device:
         return self.temperature.device
 
-    def image_tokens(self, images: Sequence[Image.Image | str | Path]) -> torch.Tensor:
+    def image_tokens(self, images: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
         """Frozen-encoder tokens (B, N, D), from the feature cache when one is set."""
         pil = _load_images(images)
         if self.feature_cache is not None:
@@ -195,7 +254,7 @@ class UniFashion(nn.Module):
         with torch.no_grad():
             return self.image_encoder(pixels)  # (B, N, D)
 
-    def generator_pixels(self, images: Sequence[Image.Image | str | Path]) -> torch.Tensor:
+    def generator_pixels(self, images: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
         """Images as the generator's input: (B, 3, S, S) in [-1, 1] at its square image size."""
         size = (self.generator.config.image_size, self.generator.config.image_size)
         arrays = [np.asarray(im.convert("RGB").resize(size, Image.Resampling.BICUBIC), dtype=np.float32)
@@ -203,9 +262,10 @@ class UniFashion(nn.Module):
         pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1.0  # (B, 3, S, S)
         return pixels.to(self.device)
 
-    def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def tokenize(self, texts: str | Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Q-Former input ids and attention mask (B, L); an empty text is an error naming it."""
-        if texts is None or len(texts) == 0:
+        texts = as_batch(texts)
+        if not texts:
             raise DataError("no texts given")
         for i, t in enumerate(texts):
             if not isinstance(t, str):
@@ -218,19 +278,19 @@ class UniFashion(nn.Module):
 
     # ---- what frozen parts compute, once per input (training phases that freeze them) -----------
 
-    def frozen_image_queries(self, images: Sequence[Image.Image | str | Path]) -> torch.Tensor:
+    def frozen_image_queries(self, images: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
         """Z_I (B, 32, H) of a frozen Q-Former, computed once per image (eval mode) while it stays frozen."""
         pil = _load_images(images)
         return self.frozen_outputs.rows("image_queries", self.qformer, [image_key(im) for im in pil],
                                         lambda idx: self.encode_image([pil[i] for i in idx]).query_output)
 
-    def frozen_canvas_queries(self, texts: Sequence[str]) -> torch.Tensor:
+    def frozen_canvas_queries(self, texts: str | Sequence[str]) -> torch.Tensor:
         """The text-only generation condition (B, 32, H) of a frozen Q-Former, once per text."""
-        texts = list(texts)
+        texts = as_batch(texts)
         return self.frozen_outputs.rows("canvas_queries", self.qformer, texts,
                                         lambda idx: self.condition_queries(texts=[texts[i] for i in idx]))
 
-    def frozen_latents(self, images: Sequence[Image.Image | str | Path]) -> torch.Tensor:
+    def frozen_latents(self, images: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
         """Scaled VAE latents (B, C, h, w) of a frozen VAE (posterior mean), once per image."""
         pil = _load_images(images)
         return self.frozen_outputs.rows(
@@ -255,15 +315,21 @@ class UniFashion(nn.Module):
 
     # ---- retrieval ----------------------------------------------------------------------------
 
-    def encode_image(self, images: Sequence[Image.Image | str | Path]) -> ImageFeatures:
+    # Every method below takes one image / text or a sequence of them (`as_batch`) and, in eval mode,
+    # runs without autograd (`_inference`); the training phases call the Q-Former's own passes.
+
+    @_inference
+    def encode_image(self, images: ImageInput | Sequence[ImageInput]) -> ImageFeatures:
         """Z_I (B, 32, H) and the normalised query embeddings (B, 32, E)."""
         return self.qformer.image_features(self.image_tokens(images))
 
-    def encode_text(self, texts: Sequence[str]) -> TextFeatures:
+    @_inference
+    def encode_text(self, texts: str | Sequence[str]) -> TextFeatures:
         """e_cls of each text alone (unimodal mask): (T, E) normalised."""
         return self.qformer.text_features(*self.tokenize(texts))
 
-    def encode_composed(self, images: Sequence[Image.Image | str | Path], texts: Sequence[str]) -> ComposedFeatures:
+    @_inference
+    def encode_composed(self, images: ImageInput | Sequence[ImageInput], texts: str | Sequence[str]) -> ComposedFeatures:
         """Reference image + modification text -> Z_R (B, 32, H) and the composed query (B, E)."""
         tokens = self.image_tokens(images)
         ids, mask = self.tokenize(texts)
@@ -272,11 +338,14 @@ class UniFashion(nn.Module):
         return self.qformer.composed_features(tokens, ids, mask)
 
     @staticmethod
-    def similarity(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
-        """(B, Q, E) x (T, E) -> (B, T): the best-matching query's dot product (BLIP-2)."""
+    def similarity(image_embeds: torch.Tensor | ImageFeatures,
+                   text_embeds: torch.Tensor | TextFeatures | ComposedFeatures) -> torch.Tensor:
+        """(B, Q, E) x (T, E) -> (B, T): the best-matching query's dot product (BLIP-2); takes
+        `encode_image` / `encode_text` (or `encode_composed`) outputs or their embedding tensors."""
         return QFormer.similarity(image_embeds, text_embeds)
 
-    def itm_score(self, images: Sequence[Image.Image | str | Path], texts: Sequence[str]) -> torch.Tensor:
+    @_inference
+    def itm_score(self, images: ImageInput | Sequence[ImageInput], texts: str | Sequence[str]) -> torch.Tensor:
         """Probability that each image matches its text (B,), from the ITM head."""
         tokens = self.image_tokens(images)
         ids, mask = self.tokenize(texts)
@@ -285,30 +354,31 @@ class UniFashion(nn.Module):
         return self.qformer.itm_logits(tokens, ids, mask).softmax(dim=-1)[:, 1]  # (B,)
 
     @torch.no_grad()
-    def classify(self, images: Sequence[Image.Image | str | Path], labels: Sequence[str]) -> torch.Tensor:
-        """Zero-shot: probabilities (B, L) over `labels` from image-text similarity of prompts."""
-        if not labels:
-            raise DataError("no labels given")
+    def classify(self, images: ImageInput | Sequence[ImageInput], labels: str | Sequence[str]) -> Classification:
+        """Zero-shot: each image's probabilities over `labels` ("dress,coat" or ["dress", "coat"];
+        `label_list`: stripped, no empty ones, no repeats) from image-text similarity of prompts."""
+        labels = label_list(labels)
         prompts = [self.config.classify_template.format(label=label) for label in labels]
-        sims = self.similarity(self.encode_image(images).image_embeds, self.encode_text(prompts).text_embeds)  # (B, L)
-        return (sims / self.temperature).softmax(dim=-1)
+        sims = self.similarity(self.encode_image(images), self.encode_text(prompts))  # (B, L)
+        return Classification(tuple(labels), (sims / self.temperature).softmax(dim=-1))  # probs (B, L)
 
     # ---- generation ---------------------------------------------------------------------------
 
     @torch.no_grad()
-    def caption(self, images: Sequence[Image.Image | str | Path], style: str = DEFAULT_CAPTION_STYLE, *,
+    def caption(self, images: ImageInput | Sequence[ImageInput], style: str = DEFAULT_CAPTION_STYLE, *,
                 num_beams: int = 1, max_new_tokens: int | None = None,
-                hints: Sequence[str | None] | None = None, max_seconds: float | None = None) -> list[str]:
+                hints: str | Sequence[str | None] | None = None, max_seconds: float | None = None) -> list[str]:
         """Captions in a style (short, professional, detailed) from the image; `hints` add attribute
         keywords to the instruction (Fashion-IQ-Cap annotation of training images only); `max_seconds`
         cuts decoding short (Captioner.generate)."""
         check_caption_style(style)
         queries = self.encode_image(images).query_output  # (B, 32, H)
         return self.captioner.generate(self.adapters.soft_prompt(queries), style, num_beams=num_beams,
-                                       max_new_tokens=max_new_tokens, hints=hints, max_seconds=max_seconds)
+                                       max_new_tokens=max_new_tokens, hints=as_batch(hints), max_seconds=max_seconds)
 
-    def condition_queries(self, images: Sequence[Image.Image | str | Path] | None = None,
-                          texts: Sequence[str] | None = None) -> torch.Tensor:
+    @_inference
+    def condition_queries(self, images: ImageInput | Sequence[ImageInput] | None = None,
+                          texts: str | Sequence[str] | None = None) -> torch.Tensor:
         """The 32 query outputs that condition generation: Z_I (image), Z_R (image + text).
 
         Text alone is composed with a blank white image: the queries always exist, and "design
@@ -353,6 +423,9 @@ class UniFashion(nn.Module):
         if not garment_image and None in captions:
             raise DataError(f"design generation needs a caption; sample {samples[captions.index(None)].person_id} "
                             "has none")
+        if garment_image and any(s.garment is None for s in samples):
+            missing = next(s for s in samples if s.garment is None)
+            raise DataError(f"try-on needs a garment image (sample {missing.person_id}); design needs only a caption")
         worded = [i for i, c in enumerate(captions) if c is not None]
         plain = [i for i, c in enumerate(captions) if c is None]
         garments = [s.garment.load() for s in samples] if garment_image else None
@@ -392,7 +465,7 @@ class UniFashion(nn.Module):
         return self.generator.conditioning_channels(masked.to(dev), mask.to(dev), sketch.to(dev), pose.to(dev))
 
     @torch.no_grad()
-    def generate(self, texts: Sequence[str] | None = None, images: Sequence[Image.Image | str | Path] | None = None,
+    def generate(self, texts: str | Sequence[str] | None = None, images: ImageInput | Sequence[ImageInput] | None = None,
                  *, steps: int = 25, sampler: str = "dpm++", guidance_scale: float = 3.0, seed: int = 0,
                  extra_channels: torch.Tensor | None = None, progress=None) -> list[Image.Image]:
         """Images from words, a reference image or both (+ try-on channels for an inpainting model).
@@ -433,29 +506,38 @@ class UniFashion(nn.Module):
     # ---- inspection ---------------------------------------------------------------------------
 
     def parts_summary(self) -> list[dict]:
-        """Per part: parameter count, trainable count, and where the weights came from."""
+        """Per part: parameter count, how many of them the phase that trains the part updates
+        ("trainable", training/phases.py), and where the weights came from. Read from the config and the
+        parts, not from `requires_grad` (which says only what the last phase run unfroze): the image
+        encoder never trains; the Q-Former and the adapters train whole; the captioner trains
+        `Captioner.adaptation_parameters` (LoRA on a pretrained LM, every weight of a random one); a
+        scratch generator trains its VAE (phase vae) and its UNet, a Stable Diffusion one its UNet only."""
         c = self.config
-
-        def counts(module: nn.Module) -> tuple[int, int]:
-            total = sum(p.numel() for p in module.parameters())
-            trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-            return total, trainable
-
-        rows = []
-        sources = {
+        g = self.generator
+        lm = {"smollm2_gguf": "SmolLM2-135M-Instruct (packaged GGUF) + LoRA; only LoRA trains",
+              "directory": f"{c.captioner.path} + LoRA; only LoRA trains",
+              "random": "random; trained whole (phase 1b)"}[c.captioner.source]
+        if c.generator.source == "scratch":
+            generator = ("scratch; VAE and UNet trained here", list(g.parameters()))
+        else:
+            vae = {id(p) for p in g.vae.parameters()}
+            generator = (f"Stable Diffusion {c.generator.path}; UNet trains, VAE frozen",
+                         [p for p in g.parameters() if id(p) not in vae])
+        parts = {
             "image_encoder": (self.image_encoder, "random" if c.image_encoder.random_init else
-                              c.image_encoder.pretrained or f"{c.image_encoder.backbone} (packaged ImageNet weights)"),
+                              c.image_encoder.pretrained or f"{c.image_encoder.backbone} (packaged ImageNet weights)",
+                              []),
             "qformer": (self.qformer, {"minilm": f"MiniLM {c.qformer.pretrained or '(packaged)'} + new cross-attention",
-                                       "blip2": f"BLIP-2 {c.qformer.pretrained}", "random": "random"}[c.qformer.init]),
-            "adapters": (self.adapters, "new"),
-            "captioner": (self.captioner, {"smollm2_gguf": "SmolLM2-135M-Instruct (packaged GGUF) + LoRA",
-                                           "directory": f"{c.captioner.path} + LoRA",
-                                           "random": "random + LoRA"}[c.captioner.source]),
-            "generator": (self.generator, "scratch (trained here)" if c.generator.source == "scratch"
-                          else f"Stable Diffusion {c.generator.path}"),
+                                       "blip2": f"BLIP-2 {c.qformer.pretrained}", "random": "random"}[c.qformer.init],
+                        list(self.qformer.parameters())),
+            "adapters": (self.adapters, "new", list(self.adapters.parameters())),
+            "captioner": (self.captioner, lm, self.captioner.adaptation_parameters()),
+            "generator": (g, *generator),
         }
-        for name, (module, source) in sources.items():
-            total, trainable = counts(module)
+        rows = []
+        for name, (module, source, trained) in parts.items():
+            total = sum(p.numel() for p in module.parameters())
+            trainable = sum(p.numel() for p in trained)
             rows.append({"part": name, "parameters": total, "trainable": trainable,
                          "frozen": total - trainable, "source": source})
         return rows

@@ -23,6 +23,7 @@ from PIL import Image
 
 from unifashion.errors import DataError
 from unifashion.evaluation.protocols import combine_scores
+from unifashion.models.unified import ImageInput, as_batch
 from unifashion.search.catalog_index import CatalogIndex, CatalogItem, model_fingerprint
 from unifashion.search.vector_index import Reduce
 
@@ -59,16 +60,11 @@ class SearchConfig:
     caption_weight: float = 1.0  # weight of query·caption in the re-ranking (combine_scores)
 
 
-@torch.no_grad()
-def classify_images(model, images: Sequence[Image.Image | str | Path],
-                    labels: Sequence[str]) -> list[list[tuple[str, float]]]:
+def classify_images(model, images: ImageInput | Sequence[ImageInput],
+                    labels: str | Sequence[str]) -> list[list[tuple[str, float]]]:
     """Zero-shot classification by the model alone (no index needed): per image, (label, probability)
-    sorted by probability."""
-    labels = [l.strip() for l in labels if l.strip()]
-    if not labels:
-        raise DataError("classification needs at least one label")
-    probs = model.classify(list(images), labels).float().cpu().numpy()  # (B, L)
-    return [sorted(zip(labels, map(float, row)), key=lambda x: -x[1]) for row in probs]
+    sorted by probability; the labels as `UniFashion.classify` takes them (models.unified.label_list)."""
+    return model.classify(images, labels).ranked()
 
 
 class CatalogSearch:
@@ -83,20 +79,24 @@ class CatalogSearch:
         self.index = index
         self.config = config
 
-    def _check(self, k: int, categories: Sequence[str] | None) -> None:
+    def _check(self, k: int, categories: str | Sequence[str] | None) -> tuple[str, ...] | None:
+        """The category filter as a tuple (one category may come as a plain string), checked with k."""
         if not 1 <= k <= MAX_K:
             raise DataError(f"k must be between 1 and {MAX_K}, got {k}")
+        categories = tuple(as_batch(categories)) if categories is not None else None
         known = set(self.index.categories())
         unknown = [c for c in categories or () if c not in known]
         if unknown:
             raise DataError(f"unknown category {unknown[0]!r} (the index has: {', '.join(sorted(known)) or 'none'})")
+        return categories
 
     def _hits(self, results) -> list[list[SearchHit]]:
         return [[SearchHit.of(item, score) for item, score in hits] for hits in results]
 
-    def text(self, texts: Sequence[str], k: int = 10, categories: Sequence[str] | None = None) -> list[list[SearchHit]]:
-        cats = tuple(categories) if categories is not None else None
-        return self.text_queries([TextQuery(t, k, cats) for t in texts])
+    def text(self, texts: str | Sequence[str], k: int = 10,
+             categories: str | Sequence[str] | None = None) -> list[list[SearchHit]]:
+        cats = self._check(k, categories)
+        return self.text_queries([TextQuery(t, k, cats) for t in as_batch(texts)])
 
     @torch.no_grad()
     def text_queries(self, queries: Sequence[TextQuery]) -> list[list[SearchHit]]:
@@ -121,25 +121,26 @@ class CatalogSearch:
         return self._hits(out)
 
     @torch.no_grad()
-    def image(self, images: Sequence[Image.Image | str | Path], k: int = 10,
-              categories: Sequence[str] | None = None) -> list[list[SearchHit]]:
-        self._check(k, categories)
-        q = self.model.encode_image(list(images)).image_embeds.float().cpu().numpy()  # (B, Q, E)
+    def image(self, images: ImageInput | Sequence[ImageInput], k: int = 10,
+              categories: str | Sequence[str] | None = None) -> list[list[SearchHit]]:
+        categories = self._check(k, categories)
+        q = self.model.encode_image(images).image_embeds.float().cpu().numpy()  # (B, Q, E)
         return self._hits(self.index.search(q, k, reduce=Reduce.MEAN, categories=categories))
 
     @torch.no_grad()
-    def image_to_text(self, images: Sequence[Image.Image | str | Path], k: int = 10,
-                      categories: Sequence[str] | None = None) -> list[list[SearchHit]]:
+    def image_to_text(self, images: ImageInput | Sequence[ImageInput], k: int = 10,
+                      categories: str | Sequence[str] | None = None) -> list[list[SearchHit]]:
         """Items whose gallery caption best describes the photo."""
-        self._check(k, categories)
-        q = self.model.encode_image(list(images)).image_embeds.float().cpu().numpy()  # (B, Q, E)
+        categories = self._check(k, categories)
+        q = self.model.encode_image(images).image_embeds.float().cpu().numpy()  # (B, Q, E)
         return self._hits(self.index.search(q, k, target="captions", categories=categories))
 
     @torch.no_grad()
-    def composed(self, images: Sequence[Image.Image | str | Path], texts: Sequence[str], k: int = 10, *,
-                 rerank: bool = True, categories: Sequence[str] | None = None) -> list[list[SearchHit]]:
+    def composed(self, images: ImageInput | Sequence[ImageInput], texts: str | Sequence[str], k: int = 10, *,
+                 rerank: bool = True, categories: str | Sequence[str] | None = None) -> list[list[SearchHit]]:
         """Stages: 1. composed query  2. candidates by image score  3. caption re-ranking (optional)."""
-        self._check(k, categories)
+        categories = self._check(k, categories)
+        images, texts = as_batch(images), as_batch(texts)
         if len(images) != len(texts) or not texts:
             raise DataError(f"a composed search needs one text per image, got {len(images)} images, {len(texts)} texts")
         if any(not t.strip() for t in texts):
@@ -148,7 +149,7 @@ class CatalogSearch:
             raise DataError(f"{self.index.root}: caption re-ranking needs gallery captions (the index was built "
                             "without them); search without re-ranking")
         # 1. the reference image fused with the modification text
-        q = self.model.encode_composed(list(images), list(texts)).composed_embeds.float().cpu().numpy()  # (B, E)
+        q = self.model.encode_composed(images, texts).composed_embeds.float().cpu().numpy()  # (B, E)
         # 2. candidates by the image score alone
         depth = max(k, self.config.rerank_depth) if rerank else k
         candidates = self.index.search(q[:, None, :], depth, categories=categories)
@@ -168,12 +169,13 @@ class CatalogSearch:
         return out
 
     def composed_from_item(self, item_id: str, text: str, k: int = 10, *, rerank: bool = True,
-                           categories: Sequence[str] | None = None) -> list[SearchHit]:
+                           categories: str | Sequence[str] | None = None) -> list[SearchHit]:
         """"This one, but ...": a composed search whose reference is an item of the index."""
         return self.composed([self.item_image(item_id)], [text], k, rerank=rerank, categories=categories)[0]
 
-    def classify(self, images: Sequence[Image.Image | str | Path], labels: Sequence[str]) -> list[list[tuple[str, float]]]:
-        """Per image, (label, probability) sorted by probability."""
+    def classify(self, images: ImageInput | Sequence[ImageInput],
+                 labels: str | Sequence[str]) -> list[list[tuple[str, float]]]:
+        """Per image, (label, probability) sorted by probability (labels as in `classify_images`)."""
         return classify_images(self.model, images, labels)
 
     # ---- the catalog, the model's other uses and its limits, for front ends that hold only the facade
@@ -216,13 +218,13 @@ class CatalogSearch:
         """Side in pixels of the generator's (square) pictures."""
         return int(self.model.generator.config.image_size)
 
-    def caption(self, images: Sequence[Image.Image | str | Path], style: str, *, max_new_tokens: int | None = None,
+    def caption(self, images: ImageInput | Sequence[ImageInput], style: str, *, max_new_tokens: int | None = None,
                 max_seconds: float | None = None) -> list[str]:
         """Greedy captions in `style`; `max_new_tokens` None: the captioner's own cap; `max_seconds` cuts
         decoding short. DataError for an unknown style."""
-        return self.model.caption(list(images), style, max_new_tokens=max_new_tokens, max_seconds=max_seconds)
+        return self.model.caption(images, style, max_new_tokens=max_new_tokens, max_seconds=max_seconds)
 
-    def generate(self, texts: Sequence[str] | None = None, images: Sequence[Image.Image | str | Path] | None = None,
+    def generate(self, texts: str | Sequence[str] | None = None, images: ImageInput | Sequence[ImageInput] | None = None,
                  *, steps: int, seed: int, progress=None) -> list[Image.Image]:
         """Pictures of the generator's size from words, reference images or both, sampled with the
         model's default sampler and guidance; `progress(step, total)` is called at every step (an
