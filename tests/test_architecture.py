@@ -1,6 +1,7 @@
 """The package's shape, read from its source with `ast` (nothing imported): no import cycle, no import from a
-higher layer, short command-line and service files, no long module, and a package root that holds only the
-small shared modules. Each rule is a function of plain data, and each is shown to catch a planted violation."""
+higher layer, no import of the package's public face (its `__init__`) from inside the package, short
+command-line and service files, no long module, and a package root that holds only the small shared modules.
+Each rule is a function of plain data, and each is shown to catch a planted violation."""
 from __future__ import annotations
 
 import ast
@@ -11,13 +12,16 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "unifashion"
 ROOT = "<root>"  # the area of the package root's own modules
+# the package's __init__: the public API (`from unifashion import UniFashion`), which lazily re-exports names
+# from every layer, so it sits in the top layer, and nothing inside the package imports from it
+FACE = "<face>"
 # the package root's modules: small and shared by every layer (__main__ is `python -m unifashion`)
-ROOT_MODULES = frozenset({"__init__", "__main__", "errors", "config", "storage"})
+ROOT_MODULES = frozenset({"__init__", "__main__", "errors", "config", "storage", "version"})
 ROOT_DATA = frozenset({"configs"})  # folders of shipped files beside the packages (the model configs' YAML)
 # lowest first; a module may import from its own layer (see SIDEWAYS) and from the layers below
 LAYERS = (frozenset({ROOT}), frozenset({"data"}), frozenset({"models"}),
           frozenset({"losses", "training", "evaluation"}), frozenset({"search"}),
-          frozenset({"service", "recipes", "cli", "__main__"}))
+          frozenset({"service", "recipes", "cli", "__main__", FACE}))
 # the imports allowed between two areas of one layer (anything else sideways is refused)
 SIDEWAYS = frozenset({("training", "losses"), ("cli", "recipes"), ("cli", "service"), ("__main__", "cli")})
 SHORT_AREAS = ("cli", "service")
@@ -67,10 +71,11 @@ def import_graph(sources: dict[str, tuple[bool, str]]) -> dict[str, set[str]]:
 
 
 def area(module: str) -> str:
-    """unifashion.data.formats.catalog -> data; unifashion.errors -> <root>; unifashion.__main__ -> __main__."""
+    """unifashion.data.formats.catalog -> data; unifashion.errors -> <root>; unifashion.__main__ -> __main__;
+    unifashion (the package's __init__) -> <face>."""
     parts = module.split(".")
     if len(parts) == 1:
-        return ROOT
+        return FACE
     if len(parts) == 2 and parts[1] in ROOT_MODULES:
         return "__main__" if parts[1] == "__main__" else ROOT
     return parts[1]
@@ -134,6 +139,12 @@ def upward_imports(graph: dict[str, set[str]]) -> list[str]:
     return bad
 
 
+def face_imports(graph: dict[str, set[str]]) -> list[str]:
+    """'importer -> unifashion' for every module that imports the package's face (`from unifashion import
+    X` where X is no module, or `import unifashion`): inside the package a name comes from its own module."""
+    return [f"{importer} -> {PACKAGE}" for importer, targets in sorted(graph.items()) if PACKAGE in targets]
+
+
 def long_files(lines: dict[str, int]) -> list[str]:
     """'path: N lines (limit)' for each file over its limit, from {path relative to the package: lines}."""
     bad = []
@@ -146,7 +157,7 @@ def long_files(lines: dict[str, int]) -> list[str]:
 
 def stray_root_entries(names: list[str]) -> list[str]:
     """What the package root holds beyond the small shared modules, the layers' packages and ROOT_DATA."""
-    allowed = (set().union(*LAYERS) - {ROOT, "__main__"}) | ROOT_DATA | {f"{m}.py" for m in ROOT_MODULES}
+    allowed = (set().union(*LAYERS) - {ROOT, FACE, "__main__"}) | ROOT_DATA | {f"{m}.py" for m in ROOT_MODULES}
     return sorted(n for n in names if n != "__pycache__" and n not in allowed)
 
 
@@ -165,6 +176,11 @@ def test_no_import_cycle(graph):
 def test_no_import_from_a_higher_layer(graph):
     assert sorted({area(m) for m in graph}) == sorted(set().union(*LAYERS))  # every area sits in a layer
     assert upward_imports(graph) == []
+
+
+def test_nothing_inside_the_package_imports_its_public_face(graph):
+    assert graph[PACKAGE]  # the face re-exports from the layers (imports inside its __getattr__ count)
+    assert face_imports(graph) == []
 
 
 def test_cli_and_service_files_are_short_and_no_file_is_long():
@@ -223,10 +239,27 @@ def test_a_planted_upward_import_is_refused():
         "not in SIDEWAYS)"]
 
 
+def test_a_planted_import_of_the_public_face_is_refused():
+    graph = _graph({"__init__": "from unifashion.errors import DataError\n"
+                                "def __getattr__(name):\n    from unifashion.search.engine import CatalogSearch\n",
+                    "errors": "", "version": "", "data/__init__": "", "data/world": "from unifashion import __version__\n",
+                    "data/fine": "from unifashion import errors, version\n",
+                    "search/__init__": "", "search/engine": "from unifashion.data.fine import x\n",
+                    "cli/__init__": "", "cli/app": "def main():\n    import unifashion\n",
+                    "__main__": "from unifashion.cli import app\n"})
+    assert graph["unifashion"] == {"unifashion.errors", "unifashion.search.engine"}  # the face may import down
+    assert graph["unifashion.data.fine"] == {"unifashion.errors", "unifashion.version"}  # modules, not the face
+    assert face_imports(graph) == ["unifashion.cli.app -> unifashion", "unifashion.data.world -> unifashion"]
+    assert upward_imports(graph) == [  # and, as the top layer, the face is above all but the top layer's areas
+        "unifashion.cli.app -> unifashion (cli and <face> are one layer; not in SIDEWAYS)",
+        "unifashion.data.world -> unifashion (<face> is above data)"]
+
+
 def test_planted_long_files_and_a_stray_root_module_are_named():
     lines = {"cli/train.py": 301, "cli/data.py": 300, "service/app.py": 420, "search/engine.py": 799,
              "data/synthetic/render.py": 801, "errors.py": 10}
     assert long_files(lines) == ["cli/train.py: 301 lines (limit 300)", "data/synthetic/render.py: 801 lines (limit 800)",
                                  "service/app.py: 420 lines (limit 300)"]
-    assert stray_root_entries(["__init__.py", "errors.py", "config.py", "storage.py", "__main__.py", "data", "cli",
-                               "helpers.py", "utils", "__pycache__"]) == ["helpers.py", "utils"]
+    assert stray_root_entries(["__init__.py", "errors.py", "config.py", "storage.py", "version.py", "__main__.py",
+                               "data", "cli", "helpers.py", "utils", "<face>", "__pycache__"]) == ["<face>", "helpers.py",
+                                                                                                 "utils"]
