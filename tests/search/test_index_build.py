@@ -100,3 +100,47 @@ def test_items_from_data_one_item_per_image_of_the_chosen_splits(small_world):
     assert len(every) == len({it.item_id for it in every}) > len(test_ids)
     assert set(test_ids) < {it.item_id for it in every}
     assert all(it.caption == "" and it.text for it in every)  # the data's own text; no gallery caption yet
+
+
+def test_every_decodable_format_is_an_image_file_and_other_files_are_listed_as_skipped(tmp_path):
+    from unifashion.data.samples import IMAGE_FORMATS
+    from unifashion.search.index_build import image_suffixes
+
+    registered = Image.registered_extensions()
+    assert {registered[s] for s in image_suffixes()} == set(IMAGE_FORMATS)  # one suffix list, from the formats
+    for name, fmt in (("a.tiff", "TIFF"), ("b.gif", "GIF"), ("c.webp", "WEBP"), ("d.bmp", "BMP"), ("e.TIF", "TIFF")):
+        Image.new("RGB", (8, 8), (200, 0, 0)).save(tmp_path / name, format=fmt)
+    (tmp_path / "notes.txt").write_text("not an image")
+    skipped = []
+    items = items_from_images(tmp_path, skipped=skipped)
+    assert [it.item_id for it in items] == ["a", "b", "c", "d", "e"]
+    assert skipped == [{"item": str(tmp_path / "notes.txt"), "reason": "not an image file (suffix '.txt')"}]
+
+
+def test_two_files_of_one_stem_are_refused_naming_both_before_anything_is_embedded(tmp_path):
+    _picture(tmp_path / "images" / "a.png", (200, 10, 10))
+    _picture(tmp_path / "images" / "a.jpg", (10, 200, 10))
+    _picture(tmp_path / "images" / "b.png", (10, 10, 200))
+    with pytest.raises(DataError, match=r"a\.jpg and .*a\.png would both be item 'a'"):
+        items_from_images(tmp_path / "images")
+    skipped = []
+    items = items_from_images(tmp_path / "images", skip_bad=True, skipped=skipped)
+    assert [it.image_path for it in items] == [str((tmp_path / "images" / n).resolve()) for n in ("a.jpg", "b.png")]
+    assert skipped[0]["item"] == str(tmp_path / "images" / "a.png")
+    with pytest.raises(DataError, match="1 repeated item id.*'a'"):  # items from elsewhere: checked in the build
+        build_index(ColourModel(), [items[0], items[0], items[1]], tmp_path / "idx", model_source="colours")
+    assert not (tmp_path / "idx").exists()  # nothing embedded, nothing left behind
+
+
+def test_adding_items_already_in_the_index_is_refused_naming_them_before_embedding(tmp_path, monkeypatch):
+    from unifashion.search import index_build
+
+    for i in range(8):
+        _picture(tmp_path / "images" / f"p{i}.png", (200, 10 * i, 10))
+    items = items_from_images(tmp_path / "images")
+    index = build_index(ColourModel(), items, tmp_path / "idx", model_source="colours")
+    monkeypatch.setattr(index_build, "embed_items", lambda *a, **k: pytest.fail("embedded before refusing"))
+    with pytest.raises(DataError, match=r"8 of the 8 items are already in the index \('p0', 'p1', 'p2', 'p3', "
+                                        r"'p4' and 3 more\); use --replace"):
+        index_build.add_to_index(ColourModel(), index, items)
+    assert not (tmp_path / "idx" / ".build").exists()

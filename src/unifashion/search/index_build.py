@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unifashion.data.samples import ImageRef
+from unifashion.data.samples import IMAGE_FORMATS, ImageRef
 from unifashion.errors import DataError
 from unifashion.models.captioner import said
 from unifashion.search.catalog_index import CatalogIndex, CatalogItem, model_fingerprint
@@ -24,8 +24,21 @@ from unifashion.search.vector_index import AnnConfig
 from unifashion.storage import MANIFEST, recover_dir, replace_dir, staging_dir, write_text_atomic
 
 ProgressFn = Callable[[str, int, int], None]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BUILD_DIR = ".build"
+SHOWN_IDS = 5  # item ids a message names before "and N more"
+
+
+def image_suffixes() -> tuple[str, ...]:
+    """File suffixes of the formats `ImageRef` decodes (`IMAGE_FORMATS`), as PIL registers them."""
+    from PIL import Image
+
+    return tuple(sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in IMAGE_FORMATS))
+
+
+def some_ids(ids: Sequence[str]) -> str:
+    """The first few ids quoted, then how many more: 'a', 'b', 'c' and 7 more."""
+    shown = ", ".join(repr(i) for i in ids[:SHOWN_IDS])
+    return shown + (f" and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else "")
 
 
 def items_from_data(data: Path, split: str | Sequence[str] | None = None, *, skip_bad: bool = False,
@@ -66,21 +79,63 @@ def _skipped_entry(line: str) -> dict:
     return {"item": where, "reason": reason or line}
 
 
-def items_from_images(folder: Path) -> list[CatalogItem]:
-    """One item per image file under `folder` (recursively); the id is the path without suffix."""
+def items_from_images(folder: Path, *, skip_bad: bool = False, skipped: list[dict] | None = None
+                      ) -> list[CatalogItem]:
+    """One item per image file under `folder` (recursively); the id is the path without suffix.
+
+    A file whose suffix is not one of `image_suffixes()` is listed in `skipped` (it is no item). Two
+    image files that would share an id (a.png and a.jpg) raise DataError naming both; with `skip_bad`
+    the first in path order is kept and the other listed in `skipped`."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder of images")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    suffixes = image_suffixes()
+    files, other = [], []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            (files if p.suffix.lower() in suffixes else other).append(p)
+    if skipped is not None:
+        skipped.extend({"item": str(p), "reason": f"not an image file (suffix {p.suffix or 'none'!r})"}
+                       for p in other)
     if not files:
-        raise DataError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
-    items = []
+        raise DataError(f"{folder}: no image files ({', '.join(suffixes)})")
+    items, first_of = [], {}
     for path in files:
         rel = path.relative_to(folder).with_suffix("").as_posix()
+        if rel in first_of:
+            reason = f"{first_of[rel]} and {path} would both be item {rel!r}"
+            if not skip_bad:
+                raise DataError(f"{reason}; rename one (or --skip-bad keeps the first)")
+            if skipped is not None:
+                skipped.append({"item": str(path), "reason": reason})
+            continue
+        first_of[rel] = path
         parent = path.relative_to(folder).parent.as_posix()
         items.append(CatalogItem(item_id=rel, product_id=rel, category="" if parent == "." else parent,
                                  title=path.stem, image_path=str(path.resolve())))
     return items
+
+
+def check_unique_ids(items: Sequence[CatalogItem]) -> None:
+    """DataError naming the ids that appear more than once in `items` (checked before any embedding)."""
+    seen: set[str] = set()
+    twice = []
+    for it in items:
+        if it.item_id in seen:
+            twice.append(it.item_id)
+        seen.add(it.item_id)
+    if twice:
+        raise DataError(f"{len(twice)} repeated item id(s) among the items to index: {some_ids(twice)}")
+
+
+def check_new_items(index: CatalogIndex, items: Sequence[CatalogItem], *, replace: bool = False) -> None:
+    """DataError naming the items already in `index` (first few and how many) unless `replace`, and
+    the ids repeated in `items`: what `add_to_index` checks before embedding anything."""
+    check_unique_ids(items)
+    present = [it.item_id for it in items if it.item_id in index]
+    if present and not replace:
+        raise DataError(f"{len(present)} of the {len(items)} items are already in the index ({some_ids(present)}); "
+                        "use --replace to replace them, or `index remove` them first")
 
 
 def _plan(fingerprint: str, items: Sequence[CatalogItem], captions: bool, chunk: int) -> dict:
@@ -197,6 +252,7 @@ def build_index(model, items: Sequence[CatalogItem], out: Path, *, model_source:
     recover_dir(out)
     if (out / MANIFEST).exists() and not overwrite:
         raise DataError(f"{out}: an index already exists (use --overwrite to replace it, or `index add`)")
+    check_unique_ids(items)  # before anything is embedded or written
     work = out / BUILD_DIR
     if restart and work.exists():
         shutil.rmtree(work)
@@ -225,10 +281,7 @@ def add_to_index(model, index: CatalogIndex, items: Sequence[CatalogItem], *, re
     if model_fingerprint(model) != index.fingerprint:
         raise DataError(f"{index.root}: built with another model (fingerprint {index.fingerprint[:12]}); "
                         "use that model, or build a new index")
-    present = [it.item_id for it in items if it.item_id in index]
-    if present and not replace:
-        raise DataError(f"item {present[0]!r} is already in the index ({len(present)} of {len(items)} are); "
-                        "use --replace to replace them")
+    check_new_items(index, items, replace=replace)  # before anything is embedded
     work = index.root / BUILD_DIR
     items, vectors, caption_vectors = embed_items(model, items, work, captions=index.has_captions or not index.segments,
                                                   batch_size=batch_size, progress=progress, skip_bad=skip_bad,
