@@ -7,8 +7,9 @@ import torch
 from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
 
 from unifashion.config import from_dict
-from unifashion.errors import ConfigError
-from unifashion.models.generator import CONFIG_NAME, Generator, GeneratorConfig, widen_conv_in
+from unifashion.errors import ConfigError, DataError
+from unifashion.models.generator import (CONFIG_NAME, MAX_GUIDANCE_SCALE, MAX_SAMPLING_STEPS, Generator, GeneratorConfig,
+                                         check_sampling, widen_conv_in)
 
 # 16 px images -> 8x8x4 latents; UNet 8 -> 4; condition 4 tokens of width 16.
 TINY = GeneratorConfig(
@@ -317,7 +318,6 @@ def test_bad_input_is_one_clear_value_error():
     cases = [
         (lambda: g(z, t, torch.randn(B, Q, D + 1)), "cross_attention_dim"),
         (lambda: g.sample(torch.randn(B, Q, D + 1), steps=2), "cross_attention_dim"),
-        (lambda: g.sample(cond(), steps=0), "steps"),
         (lambda: g.sample(cond(), sampler="ddim", steps=2), "sampler"),
         (lambda: g(z, t, cond(), torch.zeros(B, 9, h, h)), "not an inpainting"),
         (lambda: g.sample(cond(), steps=1, latents=torch.randn(B, C, h + 1, h)), "latents"),
@@ -332,6 +332,23 @@ def test_bad_input_is_one_clear_value_error():
         with pytest.raises(ValueError, match=pattern) as info:
             fn()
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("steps, scale, named", [
+    (0, 3.0, "steps"), (MAX_SAMPLING_STEPS + 1, 3.0, "steps"), (True, 3.0, "steps"), (2.5, 3.0, "steps"),
+    (2, float("inf"), "guidance scale"), (2, 1e30, "guidance scale"), (2, float("nan"), "guidance scale"),
+    (2, -0.5, "guidance scale"), (2, MAX_GUIDANCE_SCALE + 0.1, "guidance scale"), (2, "3", "guidance scale"),
+])
+def test_sampling_settings_out_of_range_are_refused_before_any_step(steps, scale, named):
+    g = make()
+    calls = UNetCalls(g.unet)
+    with pytest.raises(DataError, match=named):
+        g.sample(cond(), steps=steps, guidance_scale=scale)
+    assert calls.n == 0
+    check_sampling(MAX_SAMPLING_STEPS, MAX_GUIDANCE_SCALE)  # the bounds themselves are allowed
+    check_sampling(1, 0)
+    with pytest.raises(DataError, match="from 1 to 10"):
+        check_sampling(11, 1.0, max_steps=10)
 
 
 def test_bad_config():

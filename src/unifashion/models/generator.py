@@ -45,12 +45,31 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from unifashion.config import from_dict, read_mapping, to_dict
+from unifashion.errors import DataError
 
 CONFIG_NAME = "generator_config.json"
 NULL_CONDITION_NAME = "null_condition.safetensors"
 # masked-image latents (latent_channels) + mask (1) + sketch (1) + pose map (3)
 NON_LATENT_EXTRA_CHANNELS = 1 + 1 + 3
 SAMPLERS = ("plms", "dpm++")
+# The sampling settings `Generator.sample` accepts (the command line's options check the same bounds).
+# Steps: at most one per DDPM training timestep (the samplers pick `steps` of the 1000). Guidance:
+# classifier-free guidance extrapolates cond - uncond by this factor; Stable Diffusion is used at
+# 1-15. The larger it is, the further the latents leave the VAE's range (the quickstart model, 10
+# DPM++ steps: 0.2% of pixel values clipped at 3, 3.6% at 15, 11% at 30, 16% at 100, 27% at 1e4:
+# noise), and an infinite one gives NaN, decoded as a black picture.
+MAX_SAMPLING_STEPS = 1000
+MAX_GUIDANCE_SCALE = 30.0
+
+
+def check_sampling(steps: int, guidance_scale: float, max_steps: int = MAX_SAMPLING_STEPS) -> None:
+    """DataError naming the setting when `steps` is not an integer in [1, max_steps] or
+    `guidance_scale` not a finite number in [0, MAX_GUIDANCE_SCALE]."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or not 1 <= steps <= max_steps:
+        raise DataError(f"steps must be an integer from 1 to {max_steps}, got {steps!r}")
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, numbers.Real) \
+            or not 0.0 <= float(guidance_scale) <= MAX_GUIDANCE_SCALE:  # NaN fails both comparisons
+        raise DataError(f"guidance scale must be a number from 0 to {MAX_GUIDANCE_SCALE:g}, got {guidance_scale!r}")
 
 
 @dataclass(frozen=True)
@@ -418,8 +437,7 @@ class Generator(nn.Module):
         exactly ``steps`` UNet calls; PLMS with skip_prk_steps runs steps + 1 for steps >= 2
         (diffusers repeats its second timestep to warm up the multistep history) and 1 for steps=1.
         """
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        check_sampling(steps, guidance_scale, min(MAX_SAMPLING_STEPS, self.config.num_train_timesteps))
         self._check_condition(condition)
         b = condition.shape[0]
         device, dtype = condition.device, self.unet.dtype
