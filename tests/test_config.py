@@ -53,3 +53,26 @@ def test_read_mapping_json_and_yaml(tmp_path):
         read_mapping(tmp_path / "c.json")
     with pytest.raises(ConfigError, match="missing.yaml"):
         read_mapping(tmp_path / "missing.yaml")
+
+
+def test_a_broken_config_file_names_its_line_and_column(tmp_path):
+    (tmp_path / "bad.yaml").write_text("qformer:\n  hidden_size: 3\n bad: [\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:3:2: not valid YAML \(expected <block end>"):
+        read_mapping(tmp_path / "bad.yaml")
+    (tmp_path / "bad.json").write_text('{"a": 1,\n "b": }')
+    with pytest.raises(ConfigError, match=r"bad\.json:2:7: not valid JSON \(Expecting value\)"):
+        read_mapping(tmp_path / "bad.json")
+
+
+def test_a_bad_override_is_named_as_the_override_not_the_file(tmp_path):
+    from unifashion.models.model_config import load_config
+
+    with pytest.raises(ConfigError, match=r"^--set qformer\.nope=3: unknown key 'nope' for QFormerConfig") as info:
+        load_config("tiny", {"qformer": {"nope": 3}}, overrides_flag="--set")
+    assert "tiny.yaml" not in str(info.value)
+    with pytest.raises(ConfigError, match=r"^override generator\.image_size=big: expected int, got 'big'$"):
+        load_config("tiny", {"qformer": {"dropout": 0.2}, "generator": {"image_size": "big"}})
+    assert load_config("tiny", {"qformer": {"dropout": 0.2}}).qformer.dropout == 0.2
+    (tmp_path / "c.yaml").write_text("qformer:\n  nope: 1\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml\.qformer: unknown key 'nope'"):  # the file's own mistake names it
+        load_config(tmp_path / "c.yaml", {"qformer": {"dropout": 0.2}}, overrides_flag="--set")

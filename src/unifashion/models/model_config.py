@@ -5,6 +5,8 @@ files shipped in unifashion/configs/ (or any YAML/JSON file) and merges nested o
 """
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,17 +32,48 @@ class UniFashionConfig:
     classify_template: str = "a photo of a {label}"  # zero-shot prompt per label
 
 
-def load_config(name_or_path: str | Path, overrides: dict | None = None) -> UniFashionConfig:
+def load_config(name_or_path: str | Path, overrides: dict | None = None, *,
+                overrides_flag: str = "override") -> UniFashionConfig:
     """A shipped config by name (embedded, paper, tiny) or a YAML/JSON file, with nested overrides
-    (e.g. {"qformer": {"pretrained": "/models/blip2"}}) merged in."""
+    (e.g. {"qformer": {"pretrained": "/models/blip2"}}) merged in.
+
+    The file is checked alone first, so that its own mistakes name it; then the overrides are merged
+    one at a time, and the first that makes the config invalid is named as `{overrides_flag} KEY=VALUE`
+    (the command line passes "--set")."""
     path = Path(name_or_path)
     if str(name_or_path) in NAMED_CONFIGS:
         path = Path(str(resources.files("unifashion") / "configs" / f"{name_or_path}.yaml"))
     elif not path.is_file():
         raise ConfigError(f"{name_or_path}: no such config file (or a name: {', '.join(NAMED_CONFIGS)})")
     data = read_mapping(path)
-    _merge(data, overrides or {})
-    return config_from_dict(data, where=str(path))
+    config = config_from_dict(data, where=str(path))
+    for key, value in _flat(overrides or {}):
+        _merge(data, _nested(key, value))
+        try:
+            config = config_from_dict(data, where="config")
+        except ConfigError as e:
+            shown = value if isinstance(value, str) else json.dumps(value)
+            reason = re.sub(r"^config[^:]*: ", "", str(e))  # the key is named already
+            raise ConfigError(f"{overrides_flag} {key}={shown}: {reason}") from None
+    return config
+
+
+def _flat(overrides: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """{"a": {"b": 1}, "c": 2} -> [("a.b", 1), ("c", 2)]."""
+    out = []
+    for key, value in overrides.items():
+        if isinstance(value, dict) and value:
+            out.extend(_flat(value, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
+def _nested(key: str, value: object) -> dict:
+    """"a.b", 1 -> {"a": {"b": 1}}."""
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
 
 
 def _merge(base: dict, overrides: dict) -> None:
