@@ -8,10 +8,20 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from unifashion.data.formats import catalog
+from unifashion.errors import DataError
+
+# File suffix -> the format a sheet is written in (the suffix names the format, never PNG bytes in a .jpg)
+SHEET_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
 def contact_sheet(catalog_dir: Path, out: Path, *, n: int = 24, columns: int = 6, cell: int = 160) -> list[dict]:
-    """Write a PNG grid of `n` products (categories taken in turn) and return what it shows."""
+    """Write a grid of `n` products (categories taken in turn) and return what it shows. The format is
+    the suffix's (`SHEET_FORMATS`); another suffix raises DataError before anything is read."""
+    out = Path(out)
+    fmt = SHEET_FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise DataError(f"{out}: a contact sheet is written as {', '.join(SHEET_FORMATS)}; "
+                        f"{out.suffix or 'no suffix'} names no format of those")
     items = catalog.load(Path(catalog_dir))
     by_category: dict[str, list] = {}
     seen_products = set()
@@ -38,9 +48,11 @@ def contact_sheet(catalog_dir: Path, out: Path, *, n: int = 24, columns: int = 6
         sheet.paste(img, (x + 4, y + 4))
         lines = textwrap.wrap(it.title or it.caption, width=26)[:2]
         draw.multiline_text((x + 4, y + cell - 2), "\n".join(lines), fill=(20, 20, 20), font=font, spacing=1)
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    sheet.save(tmp, format="PNG")
-    os.replace(tmp, out)
+    try:
+        sheet.save(tmp, format=fmt, **({"quality": 90} if fmt in ("JPEG", "WEBP") else {}))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return [{"product_id": it.product_id, "category": it.category, "title": it.title} for it in chosen]
