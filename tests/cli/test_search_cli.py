@@ -242,3 +242,50 @@ def test_an_empty_caption_is_indexed_as_the_empty_caption_mark(small_world, tmp_
     index = build_index(model, items, tmp_path / "idx", model_source="tiny", batch_size=4)
     assert len(index) == 3 and [it.caption for it in index.items()] == ["", "", ""]
     assert embedded == [EMPTY_CAPTION] * 3
+
+
+def test_the_table_shows_category_and_subcategory_and_the_filter_takes_the_category(built, small_world):
+    out = built[0]
+    result = runner.invoke(app, ["search", "--index", str(out), "--text", "a dress", "--k", "3"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if "score" in line)
+    assert [c.strip() for c in header.strip("┃ ").split("┃")][:5] == ["#", "item", "score", "category", "subcategory"]
+    code, stdout, _ = invoke("search", "--index", out, "--text", "a dress", "--k", "3", "--json")
+    first = json.loads(stdout)["hits"][0]
+    row = next(line for line in result.stdout.splitlines() if first["item_id"] in line)
+    assert [c.strip() for c in row.strip("│ ").split("│")][3:5] == [first["category"], first["subcategory"]]
+    code, stdout, output = invoke("search", "--index", out, "--text", "a dress", "--category", first["category"],
+                                  "--json")  # the value shown under "category" is one the filter takes
+    assert code == 0 and {h["category"] for h in json.loads(stdout)["hits"]} == {first["category"]}, output
+
+
+def test_index_add_of_items_already_there_is_refused_before_the_model_loads(built, small_world, tmp_path):
+    code, _, message = invoke("index", "add", "--index", built[0], "--data", small_world[0], "--split", "val",
+                              "--model", tmp_path / "no-model")  # refused before this path is read
+    assert code == 1 and message.startswith(f"{built[1]['items']} of the {built[1]['items']} items are already in "
+                                            "the index ('") and " more); use --replace" in message, message
+
+
+def test_index_build_of_images_takes_every_decodable_format_and_lists_other_files(model_dir, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name, fmt in (("a.tiff", "TIFF"), ("b.gif", "GIF"), ("c.png", "PNG")):
+        Image.new("RGB", (16, 16), (200, 20, 20)).save(images / name, format=fmt)
+    (images / "readme.txt").write_text("x")
+    code, stdout, output = invoke("index", "build", "--model", model_dir, "--images", images, "--out",
+                                  tmp_path / "index", "--no-captions", "--json")
+    assert code == 0, output
+    summary = json.loads(stdout)
+    assert summary["items"] == 3
+    assert summary["skipped"] == [{"item": str(images / "readme.txt"), "reason": "not an image file (suffix '.txt')"}]
+
+
+def test_a_loading_model_is_shown_on_stderr_and_never_on_stdout_with_json(model_dir, small_world):
+    from unifashion.data.formats import catalog
+
+    image = catalog.load(small_world[0] / "catalog", "val")[0].image.path
+    result = runner.invoke(app, ["caption", "--model", str(model_dir), str(image), "--max-new-tokens", "2"])
+    assert result.exit_code == 0 and f"loading model from {model_dir} ..." in result.stderr, result.output
+    assert "loading" not in result.stdout
+    result = runner.invoke(app, ["caption", "--model", str(model_dir), str(image), "--max-new-tokens", "2", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)[0]["image"] == str(image)  # stdout: JSON alone

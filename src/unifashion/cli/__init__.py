@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import TyperException
 
-from unifashion.cli import data, evaluate, index, model, recipes, search, serve, train
+from unifashion.cli import data, evaluate, index, model, recipes, search, serve, train, tryon
 from unifashion.cli.output import err, one_line
 from unifashion.errors import UnifashionError
 
@@ -35,6 +35,7 @@ app.command()(search.search)
 app.command()(model.caption)
 app.command()(model.generate)
 app.command()(model.classify)
+app.command()(tryon.tryon)
 app.command()(serve.serve)
 app.add_typer(data.data_app, name="data")
 app.add_typer(model.model_app, name="model")

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from unifashion.cli.options import check_out_dir, check_out_file
 from unifashion.cli.output import StageProgress, err, print_json
 from unifashion.errors import UnifashionError
 
@@ -31,11 +32,15 @@ def synth(
     from unifashion.data.synthetic.products import CatalogConfig
     from unifashion.data.synthetic.world import WorldConfig, write_world
 
+    check_out_dir(out)
     config = WorldConfig(CatalogConfig(products=products, seed=seed, holdout=holdout), image_size=image_size,
                          workers=workers)
     start = time.perf_counter()
-    with StageProgress(json_on_stdout=as_json) as progress:
-        manifest = write_world(out, config, overwrite=overwrite, progress=progress)
+    try:
+        with StageProgress(json_on_stdout=as_json) as progress:
+            manifest = write_world(out, config, overwrite=overwrite, progress=progress)
+    except OSError as e:  # a full disk, a read-only or special file system under --out
+        raise UnifashionError(f"--out {out}: cannot write the world there ({e.strerror or e})") from None
     seconds = time.perf_counter() - start
     if as_json:
         print_json({**manifest, "out": str(out), "seconds": round(seconds, 2)})
@@ -91,15 +96,16 @@ def _print_summary(s: dict) -> None:
 @data_app.command("contact-sheet")
 def data_contact_sheet(
     root: Annotated[Path, typer.Argument(help="A synthetic world (or its catalog/ directory).")],
-    out: Annotated[Path, typer.Option("--out", help="PNG file to write.")],
+    out: Annotated[Path, typer.Option("--out", help="Image file to write: .png, .jpg / .jpeg or .webp (the suffix names the format).")],
     n: Annotated[int, typer.Option(help="Number of products shown.", min=1, max=200)] = 24,
     columns: Annotated[int, typer.Option(help="Images per row.", min=1, max=20)] = 6,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was drawn as JSON.")] = False,
 ) -> None:
     """Draw a grid of product images with their short titles (one image per product)."""
-    from unifashion.data.contact_sheet import contact_sheet
+    from unifashion.data.contact_sheet import SHEET_FORMATS, contact_sheet
     from unifashion.data.sources import format_folder
 
+    check_out_file(out, suffixes=tuple(SHEET_FORMATS))
     _, catalog_dir = format_folder(root, ("catalog",), needed_by="a contact sheet")
     shown = contact_sheet(catalog_dir, out, n=n, columns=columns)
     if as_json:

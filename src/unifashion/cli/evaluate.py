@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from unifashion.cli.options import check_style, comma_list
+from unifashion.cli.options import check_out_file, check_sampling_options, check_style, comma_list, load_model
 from unifashion.cli.output import StageProgress, err, print_json, report_skipped
 from unifashion.errors import DataError, UnifashionError
 
@@ -33,7 +33,6 @@ def captions(
     from unifashion.data.sources import format_folder
     from unifashion.evaluation.gallery_captions import (caption_images, fashioniq_gallery, readable_images,
                                                         relative_caption_keywords, write_gallery_captions)
-    from unifashion.models.unified import UniFashion
 
     check_style(style)
     which = "train" if fashion_iq_cap else split
@@ -46,7 +45,8 @@ def captions(
         images = readable_images(images, skipped)
         report_skipped(skipped)
     hints = relative_caption_keywords(fashioniq.load(root, "train")) if fashion_iq_cap else None
-    net = UniFashion.from_pretrained(model)
+    check_out_file(out)
+    net = load_model(model, json_on_stdout=as_json)
     start = time.perf_counter()
     with StageProgress(json_on_stdout=as_json) as progress:
         result = caption_images(net, images, style=style, hints=hints, batch_size=batch_size,
@@ -73,10 +73,11 @@ def eval_(
     caption_items: Annotated[int, typer.Option("--caption-items", min=1)] = 100,
     generation_items: Annotated[int, typer.Option("--generation-items", min=2)] = 32,
     tryon_items: Annotated[int, typer.Option("--tryon-items", min=2)] = 32,
-    generation_steps: Annotated[int, typer.Option("--generation-steps", min=1)] = 25,
+    generation_steps: Annotated[int, typer.Option("--generation-steps", min=1, help="Denoising steps per generated image.")] = 25,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     seed: Annotated[int, typer.Option(help="Generation noise seed.")] = 0,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics and `meta` as JSON to this file ('-': stdout).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics and `meta` as JSON (instead of the table).")] = False,
+    json_out: Annotated[Path | None, typer.Option("--out", help="Also write the metrics and `meta` as JSON to this file.")] = None,
     tables: Annotated[bool, typer.Option("--tables", help="Also print the paper's Tables 1-5 with our numbers beside UniFashion's.")] = False,
     report: Annotated[Path | None, typer.Option(help="Write a report (Markdown + HTML with plots) into this folder.")] = None,
 ) -> None:
@@ -86,8 +87,10 @@ def eval_(
     from unifashion.evaluation.evaluate import EvalConfig, EvalDetails, evaluate, evaluation_meta
     from unifashion.data.sources import EVAL_SPLITS, find_sources
     from unifashion.evaluation.gallery_captions import caption_images, fashioniq_gallery, read_gallery_captions
-    from unifashion.models.unified import UniFashion
 
+    if json_out is not None:
+        check_out_file(json_out)
+    check_sampling_options(generation_steps, 1.0, steps_option="--generation-steps")
     config = EvalConfig(split=split, tasks=comma_list(tasks, "--tasks"), categories=comma_list(categories, "--categories"),
                         cmr_queries=cmr_queries, caption_items=caption_items, generation_items=generation_items,
                         tryon_items=tryon_items, generation_steps=generation_steps, batch_size=batch_size, seed=seed)
@@ -101,10 +104,9 @@ def eval_(
             stored = read_gallery_captions(gallery_captions)
         except DataError as e:
             raise UnifashionError(f"--gallery-captions {e}") from None
-    net = UniFashion.from_pretrained(model)
+    net = load_model(model, json_on_stdout=as_json)
     start = time.perf_counter()
-    json_on_stdout = json_out is not None and str(json_out) == "-"
-    with StageProgress(json_on_stdout=json_on_stdout) as progress:
+    with StageProgress(json_on_stdout=as_json) as progress:
         if caption_gallery and "cir" in config.tasks:
             images = fashioniq_gallery(sources.fashioniq, split or EVAL_SPLITS["fashioniq"], config.categories)
             stored = caption_images(net, images, style="detailed",
@@ -117,12 +119,12 @@ def eval_(
 
         err.print(f"report: {write_eval_report(report, metrics, result['meta'], details)}")
     text = json.dumps(result, indent=2, sort_keys=True) + "\n"
-    if json_on_stdout:
+    if json_out is not None:
+        write_text_atomic(json_out, text)
+        err.print(f"wrote {json_out}")
+    if as_json:
         sys.stdout.write(text)
         return
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(json_out, text)
     table = Table("metric", "value", title=f"{model} on {', '.join(sources.describe().values())}")
     for key in sorted(metrics):
         table.add_row(key, f"{metrics[key]:.2f}")
@@ -135,6 +137,4 @@ def eval_(
             for label, values in t.rows:
                 shaped.add_row(label, *("–" if v is None else f"{v:.2f}" for v in values))
             Console().print(shaped)
-    if json_out is not None:
-        err.print(f"wrote {json_out}")
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from unifashion.cli.options import with_given
+from unifashion.cli.options import check_out_dir, load_model, with_given
 from unifashion.cli.output import StageProgress, err, print_json, report_skipped
 from unifashion.errors import UnifashionError
 
@@ -28,7 +28,7 @@ def _catalog_items(data: Path | None, images: Path | None, split: str | None, sk
         raise UnifashionError("give exactly one of --data (a dataset folder or world) and --images (a folder of images)")
     if data is not None:
         return items_from_data(data, split, skip_bad=skip_bad, skipped=skipped)
-    return items_from_images(images)
+    return items_from_images(images, skip_bad=skip_bad, skipped=skipped)
 
 
 @index_app.command("build")
@@ -50,13 +50,13 @@ def index_build(
     as_json: Annotated[bool, typer.Option("--json", help="Print the index summary as JSON.")] = False,
 ) -> None:
     """Embed a catalog into a search index (resumes an interrupted build of the same model and items)."""
-    from unifashion.models.unified import UniFashion
     from unifashion.search.index_build import build_index
     from unifashion.search.vector_index import AnnConfig
 
+    check_out_dir(out)
     skipped: list[dict] = []
     items = _catalog_items(data, images, split, skip_bad, skipped)
-    net = UniFashion.from_pretrained(model)
+    net = load_model(model, json_on_stdout=as_json)
     ann = with_given(AnnConfig(), {"exact_below": exact_below, "nprobe": nprobe, "candidates": candidates})
     start = time.perf_counter()
     with StageProgress(json_on_stdout=as_json) as progress:
@@ -86,14 +86,14 @@ def index_add(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Add items to an index without rebuilding it (a new segment)."""
-    from unifashion.models.unified import UniFashion
-    from unifashion.search.index_build import add_to_index
     from unifashion.search.catalog_index import CatalogIndex
+    from unifashion.search.index_build import add_to_index, check_new_items
 
     idx = CatalogIndex.open(index)
     skipped: list[dict] = []
     items = _catalog_items(data, images, split, skip_bad, skipped)
-    net = UniFashion.from_pretrained(model or Path(idx.manifest["model"]["source"]))
+    check_new_items(idx, items, replace=replace)  # before the model loads
+    net = load_model(model or Path(idx.manifest["model"]["source"]), json_on_stdout=as_json)
     with StageProgress(json_on_stdout=as_json) as progress:
         added = add_to_index(net, idx, items, replace=replace, approximate=approximate, batch_size=batch_size,
                              progress=progress, skip_bad=skip_bad, skipped=skipped)

@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from unifashion.cli.options import check_style, check_text, comma_list, parse_overrides, read_images
-from unifashion.cli.output import StageProgress, err, print_json, print_line
+from unifashion.cli.options import (check_out_file, check_sampling_options, check_style, check_text, comma_list,
+                                   load_model, parse_overrides, read_images)
+from unifashion.cli.output import StageProgress, err, print_json, print_line, progress_shown
 from unifashion.errors import UnifashionError
 
 model_app = typer.Typer(help="Build, load and describe UniFashion models.", no_args_is_help=True)
@@ -32,9 +33,12 @@ def model_info(
     if model is not None:
         if set_:
             raise UnifashionError("--set applies to --config, not to a saved --model")
-        net = UniFashion.from_pretrained(model)
+        net = load_model(model, json_on_stdout=as_json)
     else:
-        net = UniFashion.from_config(load_config(config, parse_overrides(set_ or [])))
+        model_config = load_config(config, parse_overrides(set_ or []), overrides_flag="--set")
+        if progress_shown(as_json):
+            err.print(f"building the {config} model ...", highlight=False)
+        net = UniFashion.from_config(model_config)
     seconds = time.perf_counter() - start
     rows = net.parts_summary()
     summary = {"model": str(model) if model else config, "build_seconds": round(seconds, 2), "parts": rows,
@@ -61,11 +65,9 @@ def caption(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Write product descriptions of images (the LLM reads the Q-Former's queries)."""
-    from unifashion.models.unified import UniFashion
-
     pictures = read_images(images)
     check_style(style)
-    texts = UniFashion.from_pretrained(model).caption(pictures, style, num_beams=num_beams,
+    texts = load_model(model, json_on_stdout=as_json).caption(pictures, style, num_beams=num_beams,
                                                       max_new_tokens=max_new_tokens)
     if as_json:
         print_json([{"image": str(p), "caption": t} for p, t in zip(images, texts)])
@@ -80,25 +82,22 @@ def generate(
     text: Annotated[str | None, typer.Option(help="What to draw, or how to change --image.")] = None,
     image: Annotated[Path | None, typer.Option(help="A reference garment image.")] = None,
     n: Annotated[int, typer.Option("--n", min=1, max=64, help="Pictures to draw (seeds seed, seed+1, ...).")] = 1,
-    steps: Annotated[int, typer.Option(min=1, max=1000, help="Denoising steps.")] = 25,
+    steps: Annotated[int, typer.Option(min=1, help="Denoising steps (up to the generator's MAX_SAMPLING_STEPS).")] = 25,
     sampler: Annotated[str, typer.Option(help="dpm++ | plms")] = "dpm++",
-    guidance_scale: Annotated[float, typer.Option("--guidance-scale", min=0.0)] = 3.0,
+    guidance_scale: Annotated[float, typer.Option("--guidance-scale", help="Classifier-free guidance scale: 1 = none, up to the generator's MAX_GUIDANCE_SCALE.")] = 3.0,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Draw garments from words, a reference image or both (latent diffusion conditioned on the queries)."""
     from unifashion.data.formats.common import save_image_atomic
-    from unifashion.models.unified import UniFashion
 
     if text is None and image is None:
         raise UnifashionError("give --text, --image or both")
-    if sampler not in ("dpm++", "plms"):
-        raise UnifashionError(f"--sampler {sampler!r}: expected dpm++ or plms")
-    if out.suffix.lower() != ".png":
-        raise UnifashionError(f"--out {out}: expected a .png file name")
+    check_sampling_options(steps, guidance_scale, sampler)
+    check_out_file(out, suffixes=(".png",))
     text = check_text(text, "--text") if text is not None else None
     reference = read_images([image]) if image is not None else None
-    net = UniFashion.from_pretrained(model)
+    net = load_model(model, json_on_stdout=as_json)
     written = []
     with StageProgress(json_on_stdout=as_json) as progress:
         for i in range(n):
@@ -122,12 +121,11 @@ def classify(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Zero-shot classification: each image against prompts made from the labels."""
-    from unifashion.models.unified import UniFashion
     from unifashion.search.engine import classify_images
 
     names = tuple(check_text(name, "--labels") for name in comma_list(labels, "--labels"))
     pictures = read_images(images)
-    ranked = [r[:top] for r in classify_images(UniFashion.from_pretrained(model), pictures, names)]
+    ranked = [r[:top] for r in classify_images(load_model(model, json_on_stdout=as_json), pictures, names)]
     if as_json:
         print_json([{"image": str(p), "labels": [{"label": l, "probability": v} for l, v in r]}
                     for p, r in zip(images, ranked)])

@@ -1,9 +1,13 @@
 """Option values the commands share, parsed and checked: texts, comma lists, KEY=VALUE overrides, photos."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from unifashion.errors import UnifashionError
+from rich.markup import escape
+
+from unifashion.cli.output import err, one_line, progress_shown
+from unifashion.errors import DataError, UnifashionError
 
 # Longest query, modification or prompt text the commands take (the service's limit too). The
 # Q-Former reads at most `max_text_length` tokens (64) of a text and the tokenizer truncates
@@ -85,3 +89,64 @@ def check_style(style: str) -> str:
         return check_caption_style(style)
     except UnifashionError as e:
         raise UnifashionError(f"--style {style!r}: {e}") from None
+
+
+def load_model(model_dir: Path, *, json_on_stdout: bool = False):
+    """The saved model at `model_dir` (seconds: every part's weights are checked and read), shown on
+    stderr while it loads: on a terminal a spinner that goes when the model is ready (so an error
+    after it is the only line), in a log the line "loading model from DIR ..."; neither when stdout
+    is JSON for a program (like the progress bars)."""
+    from unifashion.models.unified import UniFashion
+
+    message = f"loading model from {escape(one_line(str(model_dir)))} ..."
+    if not progress_shown(json_on_stdout) or not (Path(model_dir) / "config.json").is_file():  # else: the loader's line
+        return UniFashion.from_pretrained(model_dir)
+    if err.is_terminal:
+        with err.status(message):
+            return UniFashion.from_pretrained(model_dir)
+    err.print(message, highlight=False, soft_wrap=True)
+    return UniFashion.from_pretrained(model_dir)
+
+
+def check_sampling_options(steps: int, guidance_scale: float, sampler: str = "dpm++", *,
+                           steps_option: str = "--steps") -> None:
+    """--sampler, --steps and --guidance-scale: what the generator's sampler takes (generator.check_sampling)."""
+    from unifashion.models.generator import SAMPLERS, check_sampling
+
+    if sampler not in SAMPLERS:
+        raise UnifashionError(f"--sampler {sampler!r}: expected {' or '.join(SAMPLERS)}")
+    for option, value, args in ((steps_option, steps, (steps, 1.0)),
+                                ("--guidance-scale", guidance_scale, (1, guidance_scale))):
+        try:
+            check_sampling(*args)
+        except DataError as e:
+            raise UnifashionError(f"{option} {value}: {e}") from None
+
+
+def check_out_file(path: Path, option: str = "--out", suffixes: tuple[str, ...] | None = None) -> Path:
+    """`path` when a file can be written there (and has one of `suffixes`); one line naming it otherwise."""
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise UnifashionError(f"{option} {path}: expected a file name ending in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise UnifashionError(f"{option} {path}: is a folder, not a file name")
+    _check_writable_below(path.parent, path, option)
+    return path
+
+
+def check_out_dir(path: Path, option: str = "--out") -> Path:
+    """`path` when a folder can be made (or written) there; one line naming it otherwise."""
+    if path.exists() and not path.is_dir():
+        raise UnifashionError(f"{option} {path}: exists and is not a folder")
+    _check_writable_below(path if path.exists() else path.parent, path, option)
+    return path
+
+
+def _check_writable_below(folder: Path, path: Path, option: str) -> None:
+    """The nearest existing folder at or above `folder` is a folder we may write into."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UnifashionError(f"{option} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UnifashionError(f"{option} {path}: cannot write into {existing} (permission denied)")

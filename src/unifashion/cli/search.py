@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from unifashion.cli.options import check_index_model, check_text
+from unifashion.cli.options import check_index_model, check_text, load_model
 from unifashion.cli.output import err, print_json
 from unifashion.errors import UnifashionError
 
@@ -22,7 +22,7 @@ def search(
     item: Annotated[str | None, typer.Option(help="Start a composed search from this catalog item (needs --modify).")] = None,
     modify: Annotated[str | None, typer.Option(help="\"this one, but ...\": the modification text of a composed search.")] = None,
     k: Annotated[int, typer.Option(min=1, max=1000, help="Results to return.")] = 10,
-    category: Annotated[list[str] | None, typer.Option(help="Only these categories (repeatable).")] = None,
+    category: Annotated[list[str] | None, typer.Option(help="Only these categories (repeatable; the category column, e.g. dresses, not the subcategory).")] = None,
     to_text: Annotated[bool, typer.Option("--to-text", help="With --image: rank items by how well their gallery caption describes the photo.")] = False,
     rerank: Annotated[bool, typer.Option("--rerank/--no-rerank", help="Composed search: re-rank with the gallery captions.")] = True,
     model: Annotated[Path | None, typer.Option(help="The model that built the index (default: the one its manifest names).")] = None,
@@ -32,7 +32,6 @@ def search(
     from dataclasses import asdict
 
     from unifashion.data.samples import ImageRef
-    from unifashion.models.unified import UniFashion
     from unifashion.search.catalog_index import CatalogIndex
     from unifashion.search.engine import CatalogSearch
 
@@ -50,7 +49,7 @@ def search(
     photo = ImageRef(image).load_rgb() if image is not None else None  # a bad photo fails before the model loads
     idx = CatalogIndex.open(index)
     model_dir = check_index_model(model or Path(idx.manifest["model"]["source"]))
-    engine = CatalogSearch(UniFashion.from_pretrained(model_dir), idx)
+    engine = CatalogSearch(load_model(model_dir, json_on_stdout=as_json), idx)
     start = time.perf_counter()
     if text is not None:
         kind, hits = "text", engine.text([text], k, category)[0]
@@ -67,9 +66,9 @@ def search(
     if as_json:
         print_json({"kind": kind, "took_ms": took, "hits": [asdict(h) for h in hits]})
         return
-    table = Table("#", "item", "score", "category", "title", "gallery caption")
-    for rank, h in enumerate(hits, 1):
-        table.add_row(*(escape(str(v)) for v in (rank, h.item_id, f"{h.score:.4f}", h.subcategory or h.category,
+    table = Table("#", "item", "score", "category", "subcategory", "title", "gallery caption")
+    for rank, h in enumerate(hits, 1):  # --category filters by the first of the two
+        table.add_row(*(escape(str(v)) for v in (rank, h.item_id, f"{h.score:.4f}", h.category, h.subcategory,
                                                  h.title, h.caption)))
     Console().print(table)
     err.print(f"{kind} search: {len(hits)} hits in {took} ms")

@@ -48,7 +48,7 @@ def train(
     if init is not None and set_:
         raise UnifashionError(f"--set {set_[0]!r}: model config overrides apply to a new model (--config), "
                               f"not to --init {init}, whose config is saved with it")
-    model_config = None if init is not None else load_config(config, parse_overrides(set_ or []))
+    model_config = None if init is not None else load_config(config, parse_overrides(set_ or []), overrides_flag="--set")
     train_config = TrainConfig(steps=steps, batch_size=batch_size, grad_accumulation=grad_accumulation, seed=seed,
                                checkpoint_every=checkpoint_every, mixed_precision=mixed_precision)
     summary = run_phase(chosen, data, out, train_config, init=init, model_config=model_config, resume=resume,
