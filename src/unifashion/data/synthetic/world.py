@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from unifashion import __version__
 from unifashion.data.formats.catalog import VOCABULARY_FILE, CatalogWriter
 from unifashion.data.formats.fashion200k import Fashion200kWriter
 from unifashion.data.formats.fashiongen import FashionGenWriter
@@ -43,6 +42,7 @@ from unifashion.data.synthetic.render_tryon import TryOnImages, random_person, r
 from unifashion.data.synthetic.taxonomy import FASHION200K_CATEGORY, FASHIONIQ_CATEGORY, WEARABLE_CATEGORIES
 from unifashion.data.synthetic.texts import BRANDS, vocabulary
 from unifashion.errors import ConfigError
+from unifashion.version import __version__
 
 FORMAT_DIRS = ("catalog", "fashiongen", "fashion200k", "fashioniq", "vitonhd")
 TWO_SPLIT = {"train": "train", "val": "test", "test": "test"}  # Fashion200K, VITON-HD
