@@ -1,7 +1,6 @@
 """Issue 20, the command line: each input gives the right result or one line naming it (exit 1, no
 traceback, no "internal error" for a user's mistake) and nothing half-written. These fail before any
 model loads, so a model path that does not exist shows it."""
-import json
 import subprocess
 import sys
 

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from unifashion.cli.options import (check_out_file, check_sampling_options, check_style, check_text, comma_list,
-                                   load_model, parse_overrides, read_images)
-from unifashion.cli.output import StageProgress, err, print_json, print_line, progress_shown
+                                   load_model, parse_overrides, read_images, shown_while)
+from unifashion.cli.output import StageProgress, err, print_json, print_line
 from unifashion.errors import UnifashionError
 
 model_app = typer.Typer(help="Build, load and describe UniFashion models.", no_args_is_help=True)
@@ -36,9 +36,8 @@ def model_info(
         net = load_model(model, json_on_stdout=as_json)
     else:
         model_config = load_config(config, parse_overrides(set_ or []), overrides_flag="--set")
-        if progress_shown(as_json):
-            err.print(f"building the {config} model ...", highlight=False)
-        net = UniFashion.from_config(model_config)
+        with shown_while(f"building the {config} model ...", as_json):
+            net = UniFashion.from_config(model_config)
     seconds = time.perf_counter() - start
     rows = net.parts_summary()
     summary = {"model": str(model) if model else config, "build_seconds": round(seconds, 2), "parts": rows,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.markup import escape
@@ -92,20 +93,30 @@ def check_style(style: str) -> str:
 
 
 def load_model(model_dir: Path, *, json_on_stdout: bool = False):
-    """The saved model at `model_dir` (seconds: every part's weights are checked and read), shown on
-    stderr while it loads: on a terminal a spinner that goes when the model is ready (so an error
-    after it is the only line), in a log the line "loading model from DIR ..."; neither when stdout
-    is JSON for a program (like the progress bars)."""
+    """The saved model at `model_dir` (seconds: every part's weights are checked and read), with
+    "loading model from DIR ..." on stderr while it loads (`shown_while`)."""
     from unifashion.models.unified import UniFashion
 
-    message = f"loading model from {escape(one_line(str(model_dir)))} ..."
-    if not progress_shown(json_on_stdout) or not (Path(model_dir) / "config.json").is_file():  # else: the loader's line
+    if not (Path(model_dir) / "config.json").is_file():  # not a model: the loader's one line, nothing before it
         return UniFashion.from_pretrained(model_dir)
-    if err.is_terminal:
-        with err.status(message):
-            return UniFashion.from_pretrained(model_dir)
-    err.print(message, highlight=False, soft_wrap=True)
-    return UniFashion.from_pretrained(model_dir)
+    with shown_while(f"loading model from {model_dir} ...", json_on_stdout):
+        return UniFashion.from_pretrained(model_dir)
+
+
+@contextmanager
+def shown_while(message: str, json_on_stdout: bool = False):
+    """`message` on stderr while the block runs: on a terminal a spinner that goes when the block ends
+    (so an error after it is the only line), in a log one line; neither when stdout is JSON for a
+    program (like the progress bars, `progress_shown`)."""
+    text = escape(one_line(message))
+    if not progress_shown(json_on_stdout):
+        yield
+    elif err.is_terminal:
+        with err.status(text):
+            yield
+    else:
+        err.print(text, highlight=False, soft_wrap=True)
+        yield
 
 
 def check_sampling_options(steps: int, guidance_scale: float, sampler: str = "dpm++", *,
