@@ -61,8 +61,9 @@ def test_tryon_writes_a_png_of_the_generators_size(models, inputs, tmp_path):
 
     elsewhere = tmp_path / "person.jpg"  # outside a VITON-HD layout: the mask says what to redraw
     shutil.copy(person, elsewhere)
+    pose = next((person.parent.parent / "openpose_img").glob(f"{person.stem}*"))
     result = runner.invoke(app, ["tryon", "--model", str(models[0]), "--person", str(elsewhere), "--mask", str(mask),
-                                 "--design", "--caption", "a blue dress", "--steps", "1", "--out",
+                                 "--pose", str(pose), "--design", "--caption", "a blue dress", "--steps", "1", "--out",
                                  str(tmp_path / "design.png")])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "design.png").size == (size, size)

@@ -20,7 +20,7 @@ def tryon(
     caption: Annotated[str | None, typer.Option(help="The garment's description (composed with --garment; with --design, all there is).")] = None,
     design: Annotated[bool, typer.Option("--design", help="Draw the garment from --caption alone (MGD's design), not from --garment.")] = False,
     mask: Annotated[Path | None, typer.Option(help="The region to redraw, white on black, the person's size (a person outside a VITON-HD layout needs one).")] = None,
-    pose: Annotated[Path | None, typer.Option(help="A rendered pose map of the person (with --mask; default: none, which gives worse shapes).")] = None,
+    pose: Annotated[Path | None, typer.Option(help="A rendered pose map of the person (default: the VITON-HD layout's; with --mask none, which gives worse shapes).")] = None,
     steps: Annotated[int, typer.Option(min=1, help="Denoising steps (up to the generator's MAX_SAMPLING_STEPS).")] = 25,
     seed: Annotated[int, typer.Option()] = 0,
     guidance_scale: Annotated[float, typer.Option("--guidance-scale", help="Classifier-free guidance scale: 1 = none, up to the generator's MAX_GUIDANCE_SCALE.")] = 3.0,
@@ -36,8 +36,6 @@ def tryon(
         raise UnifashionError("--design draws the garment from --caption alone: give --caption")
     if not design and garment is None:
         raise UnifashionError("give --garment (the garment to put on), or --design with --caption")
-    if pose is not None and mask is None:
-        raise UnifashionError("--pose goes with --mask (a VITON-HD person brings its own pose render)")
     caption = check_text(caption, "--caption") if caption is not None else None
     _check_inpainting(model)  # before the model loads: its saved config says
     sample = tryon_sample(person, garment, mask=mask, pose=pose, caption=caption)  # a bad input fails before loading
