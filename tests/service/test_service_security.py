@@ -153,7 +153,8 @@ def test_a_non_loopback_host_without_a_key_is_warned_about(service_search, monke
     started = []
     monkeypatch.setattr(UniFashion, "from_pretrained", staticmethod(lambda path: service_search.model))
     monkeypatch.setattr(CatalogIndex, "open", staticmethod(lambda path: service_search.index))
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level: started.append((host, port)))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(
+        (self.config.host, self.config.port)))
     service_app.serve("model", "index", host="0.0.0.0", port=8123)
     assert started == [("0.0.0.0", 8123)]
     assert capsys.readouterr().err.strip().startswith("warning: listening on 0.0.0.0 without an API key")

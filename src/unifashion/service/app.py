@@ -9,57 +9,55 @@ Endpoints (OpenAPI at /openapi.json; its Swagger UI page at /docs, served from o
                                     composed (the photo changed by the words) when `modify` is given
     POST /api/search/composed       {item_id, modify, k, category, rerank}: "this one, but ..."
     POST /api/search/image-to-text  multipart: file [, k, category]: items whose caption fits the photo
-    POST /api/caption               multipart: file or item_id [, style]
-    POST /api/generate              {text, item_id, steps, seed} -> a PNG as a data URL
     POST /api/classify              multipart: file, labels (comma-separated, or the field repeated)
-    GET  /items/{item_id}/image     the item's picture
+    POST /api/caption, /api/generate, /api/tryon    the heavy model calls (drawing.py)
+    GET  /items/{item_id}/image     the item's picture (pictures.py)
 
-Every error is JSON {"detail": "one line"}: 4xx for what the caller can fix (400 unreadable upload or
-a model refusal, 401 no or wrong API key, 404 unknown item, 413 too large, 415 not an image, 422 a bad
-value), 503/504 when the model is busy or a generation runs out of time, 500 without a traceback for
-the rest (service/error_handlers.py).
+Every error is JSON {"detail": "one line"}, naming no file of the server: 4xx for what the caller can
+fix (400 unreadable upload or a model refusal, 401 no or wrong API key, 404 unknown item, 408 request
+not sent in time, 413 too large, 415 not an image, 422 a bad value), 5xx for the server's side: 500 an
+item's picture unreadable here, or any other failure (without a traceback, service/error_handlers.py),
+503 the model busy or no try-on model, 504 a generation over its time limit.
 
-Here: the routes and their wiring, reaching the model and the index only through the CatalogSearch
-facade. Beside it: the bodies (schemas.py), who may call (access.py), the bounds (limits.py), upload
-decoding (uploads.py), who gets the model when (batching.py).
+Here: the searches and the wiring, reaching the model and the index only through the CatalogSearch
+facade (live.py reopens the index when it changes on disk). Beside it: the bodies (schemas.py), who may
+call (access.py), the bounds (limits.py), upload decoding (uploads.py), who gets the model when
+(batching.py), the stalled-connection timeout (connections.py).
 """
 from __future__ import annotations
 
-import base64
-import io
 import sys
 import time
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from PIL import Image
 from swagger_ui_bundle import swagger_ui_path
 
-from unifashion.errors import DataError, UnifashionError
-from unifashion.models.captioner import DEFAULT_CAPTION_STYLE, check_caption_style
+from unifashion.errors import ConfigError
 from unifashion.search.engine import CatalogSearch, SearchHit, TextQuery
 from unifashion.service.access import ServiceAccess, add_access_control, exposure_warning
 from unifashion.service.batching import ModelTurns, TextSearchBatcher
 from unifashion.service.dependencies import Service, ServiceState
+from unifashion.service.drawing import drawing, ms_since
 from unifashion.service.error_handlers import add_error_handlers
-from unifashion.service.limits import (FORM_OVERHEAD, BodyLimit, ServiceLimits, TimeUp, check_category, check_k,
-                                       check_labels, check_steps, check_text, document_limits, stop_after)
-from unifashion.service.schemas import (ERRORS, CaptionResponse, Categories, ClassifyResponse, ComposedSearch,
-                                        ErrorBody, GenerateRequest, GenerateResponse, Health, Hit, LabelProbability,
-                                        SearchResponse, Status, TextSearch)
+from unifashion.service.limits import (FORM_OVERHEAD, BodyLimit, ServiceLimits, check_category, check_k,
+                                       check_labels, check_text, document_limits)
+from unifashion.service.live import LiveIndex, View
+from unifashion.service.pictures import check_item, pictures, reference_picture
+from unifashion.service.schemas import (ERRORS, Categories, ClassifyResponse, ComposedSearch, Health, Hit,
+                                        LabelProbability, SearchResponse, Status, TextSearch)
 from unifashion.service.uploads import read_upload
 
 STATIC = Path(__file__).parent / "static"
-SERVED_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
-IMAGE_CACHE = {"Cache-Control": "public, max-age=3600"}
+TRYON_PARTS = 4  # uploads of a try-on request at most: person, mask, pose, garment
 
 pages = APIRouter()  # the web page and the docs page
 api = APIRouter()  # the JSON API and the item pictures
@@ -86,7 +84,7 @@ def health(request: Request, service: Service) -> Health | Status:
         return Status(status="ok")  # with an API key set, the rest is for those who send it
     search = service.search
     return Health(status="ok", items=len(search), model=search.fingerprint[:12], captions=search.has_captions,
-                  generator_size=search.image_size, limits=asdict(service.limits))
+                  generator_size=search.image_size, tryon=service.tryon is not None, limits=asdict(service.limits))
 
 
 @api.get("/api/categories", response_model=Categories)
@@ -106,15 +104,24 @@ def search_text(service: Service, body: TextSearch) -> SearchResponse:
     return _found("text", service.text_batcher(query), start)
 
 
+async def _sent_modify(request: Request) -> str | None:
+    """The `modify` field as sent: FastAPI reads an empty form field as absent, which would turn a blank
+    modification into a plain image search; here it is "" (refused by the route, as composed search does)."""
+    value = (await request.form()).get("modify")  # the form FastAPI already read (cached)
+    return value if isinstance(value, str) else None
+
+
 @api.post("/api/search/image", response_model=SearchResponse, responses=ERRORS)
-def search_image(service: Service, file: Annotated[UploadFile, File()], modify: Annotated[str | None, Form()] = None,
+def search_image(service: Service, file: Annotated[UploadFile, File()],
+                 sent_modify: Annotated[str | None, Depends(_sent_modify)],
+                 modify: Annotated[str | None, Form(description="words that change the photo: a composed search")] = None,
                  k: Annotated[int, Form()] = 10, category: Annotated[str | None, Form()] = None,
                  rerank: Annotated[bool, Form()] = True) -> SearchResponse:
     start = time.perf_counter()
     check_k(k, service.limits)
     categories = check_category(category, service.categories)
-    if modify is not None and modify.strip():
-        text = check_text(modify, "the modification", service.limits)
+    if sent_modify is not None:  # present: a composed search, and an empty or blank one is a 422
+        text = check_text(sent_modify, "the modification", service.limits)
         picture = read_upload(file, service.limits)
         return _found("composed", service.search.composed([picture], [text], k, rerank=rerank,
                                                           categories=categories)[0], start)
@@ -125,10 +132,11 @@ def search_image(service: Service, file: Annotated[UploadFile, File()], modify: 
 def search_composed(service: Service, body: ComposedSearch) -> SearchResponse:
     start = time.perf_counter()
     check_k(body.k, service.limits)
-    _check_item(service, body.item_id)
+    check_item(service, body.item_id)
     text = check_text(body.modify, "the modification", service.limits)
-    results = service.search.composed_from_item(body.item_id, text, body.k, rerank=body.rerank,
-                                                categories=check_category(body.category, service.categories))
+    categories = check_category(body.category, service.categories)
+    reference = reference_picture(service, body.item_id)
+    results = service.search.composed([reference], [text], body.k, rerank=body.rerank, categories=categories)[0]
     return _found("composed", results, start)
 
 
@@ -149,99 +157,23 @@ def classify(service: Service, file: Annotated[UploadFile, File()],
     names = check_labels(labels, service.limits)
     probabilities = service.search.classify([read_upload(file, service.limits)], names)[0]
     return ClassifyResponse(labels=[LabelProbability(label=l, probability=p) for l, p in probabilities],
-                            took_ms=_ms_since(start))
-
-
-# ---- heavy model calls (one at a time)
-
-@api.post("/api/caption", response_model=CaptionResponse, responses=ERRORS)
-def caption(service: Service, file: Annotated[UploadFile | None, File()] = None,
-            item_id: Annotated[str | None, Form()] = None,
-            style: Annotated[str, Form()] = DEFAULT_CAPTION_STYLE) -> CaptionResponse:
-    start = time.perf_counter()
-    try:
-        check_caption_style(style)
-    except DataError as unknown:
-        raise HTTPException(422, str(unknown)) from None
-    if (file is None) == (not item_id):
-        raise HTTPException(422, "send either a file or an item_id")
-    if item_id:
-        _check_item(service, item_id)
-        picture = service.search.item_image(item_id)
-    else:
-        picture = read_upload(file, service.limits)
-    with service.model_turns.turn(service.limits.model_wait_seconds):
-        text = service.search.caption([picture], style, max_new_tokens=service.caption_tokens,
-                                      max_seconds=service.limits.caption_seconds)[0]
-    return CaptionResponse(caption=text, style=style, item_id=item_id or None, took_ms=_ms_since(start))
-
-
-@api.post("/api/generate", response_model=GenerateResponse, responses=ERRORS)
-def generate(service: Service, body: GenerateRequest) -> GenerateResponse:
-    start = time.perf_counter()
-    limits = service.limits
-    deadline = start + limits.generation_seconds
-    steps = check_steps(body.steps, limits)
-    text = check_text(body.text, "the prompt", limits) if body.text and body.text.strip() else None
-    if body.item_id:
-        _check_item(service, body.item_id)
-    elif text is None:
-        raise HTTPException(422, "generation needs a text, an item_id or both")
-    images = [service.search.item_image(body.item_id)] if body.item_id else None
-    with service.model_turns.turn(deadline - time.perf_counter()):
-        try:
-            picture = service.search.generate(texts=[text] if text else None, images=images, steps=steps,
-                                              seed=body.seed, progress=stop_after(deadline))[0]
-        except TimeUp as stop:
-            raise HTTPException(504, f"generation stopped after {stop.step} of {stop.total} steps: over the "
-                                     f"time limit of {limits.generation_seconds:g} s (ask for fewer steps)") from None
-    url = "data:image/png;base64," + base64.b64encode(_png(picture)).decode("ascii")
-    return GenerateResponse(image=url, width=picture.width, height=picture.height, steps=steps,
-                            seed=body.seed, took_ms=_ms_since(start))
-
-
-# ---- item pictures
-
-@api.get("/items/{item_id:path}/image", response_class=Response,
-         responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}, 404: {"model": ErrorBody}})
-def item_image(service: Service, item_id: str) -> Response:
-    _check_item(service, item_id)
-    item = service.search.item(item_id)
-    path = Path(item.image_path)
-    if item.image_key is None and path.suffix.lower() in SERVED_TYPES and path.is_file():
-        return FileResponse(path, media_type=SERVED_TYPES[path.suffix.lower()], headers=IMAGE_CACHE)
-    try:
-        picture = service.search.item_image(item_id)
-    except (OSError, UnifashionError):
-        raise HTTPException(500, f"the picture of item {item_id!r} cannot be read on the server") from None
-    return Response(_png(picture.convert("RGB")), media_type="image/png", headers=IMAGE_CACHE)
-
-
-def _check_item(service: ServiceState, item_id: str) -> None:
-    if item_id not in service.search:
-        raise HTTPException(404, f"no item {item_id!r} in the index")
+                            took_ms=ms_since(start))
 
 
 def _found(kind: str, results: Sequence[SearchHit], start: float) -> SearchResponse:
     hits = [Hit(**asdict(h), image_url=f"/items/{quote(h.item_id, safe='/')}/image") for h in results]
-    return SearchResponse(kind=kind, results=hits, took_ms=_ms_since(start))
-
-
-def _png(picture: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def _ms_since(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 1)
+    return SearchResponse(kind=kind, results=hits, took_ms=ms_since(start))
 
 
 # ---- the app
 
 def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits(),
-               access: ServiceAccess = ServiceAccess()) -> FastAPI:
-    """The service for `search`, whose index should be warmed (`CatalogIndex.warm()`) beforehand."""
+               access: ServiceAccess = ServiceAccess(), *, tryon: Any = None) -> FastAPI:
+    """The service for `search`, whose index should be warmed (`CatalogIndex.warm()`) beforehand, and
+    optionally `tryon`, an inpainting try-on model (a UniFashion; ConfigError for any other)."""
+    if tryon is not None and not getattr(getattr(getattr(tryon, "generator", None), "config", None), "inpainting", False):
+        raise ConfigError("the try-on model is not an inpainting model (its generator has no try-on inputs); "
+                          "give one trained with `unifashion train --phase tryon` (the quickstart's tryon_model)")
     text_batcher = TextSearchBatcher(search, limits.text_batch)
 
     @asynccontextmanager
@@ -257,18 +189,28 @@ def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits(),
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api)
+    app.include_router(drawing)
+    app.include_router(pictures)
     # middleware, innermost first: the body limit, then the key check and CORS
-    app.add_middleware(BodyLimit, max_bytes=limits.max_upload_bytes + FORM_OVERHEAD)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_upload_bytes + FORM_OVERHEAD,
+                       per_path={"/api/tryon": TRYON_PARTS * limits.max_upload_bytes + FORM_OVERHEAD})
     add_access_control(app, access)
     add_error_handlers(app)
     caption_tokens = limits.caption_tokens if limits.caption_tokens < search.max_caption_tokens else None
-    state = app.state.service = ServiceState(search, limits, access, text_batcher, ModelTurns(limits.max_waiting),
-                                             search.categories(), caption_tokens)
+
+    def swap(view: View) -> None:  # the index reopened (live.py): the next requests get the new view
+        text_batcher.search = view.search
+        app.state.service = replace(app.state.service, search=view.search, categories=view.categories)
+        app.openapi_schema = None  # its category list
+
+    live = LiveIndex(search, limits.reload_wait_seconds, swap)
+    app.state.service = ServiceState(search, limits, access, text_batcher, ModelTurns(limits.max_waiting),
+                                     live.view.categories, caption_tokens, live, tryon)
     plain_openapi = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            document_limits(plain_openapi(), limits, state.categories)
+            document_limits(plain_openapi(), limits, app.state.service.categories)
         return app.openapi_schema
 
     app.openapi = openapi
@@ -277,23 +219,31 @@ def create_app(search: CatalogSearch, limits: ServiceLimits = ServiceLimits(),
 
 def serve(model_dir: str | Path, index_dir: str | Path, host: str = "127.0.0.1", port: int = 8000,
           limits: ServiceLimits = ServiceLimits(), access: ServiceAccess = ServiceAccess(), *,
-          log_level: str = "info") -> None:
-    """Load the model and its index (warmed), then answer HTTP on host:port until interrupted.
+          tryon_dir: str | Path | None = None, log_level: str = "info") -> None:
+    """Load the model and its index (warmed), and the try-on model when given, then answer HTTP on
+    host:port until interrupted (a connection whose request is not in after `limits.request_seconds`
+    is closed; connections.py).
 
     Prints a one-line warning to stderr when `host` is not a loopback address and no API key is set.
-    Raises ConfigError / DataError (one-line messages) when the model or index cannot be loaded or
-    do not belong together.
+    Raises ConfigError / DataError (one-line messages) when a model or the index cannot be loaded, or
+    do not belong together, or the try-on model is not an inpainting one.
     """
     warning = exposure_warning(host, access)
     if warning:
         print(warning, file=sys.stderr)
+
     import uvicorn
 
-    from unifashion.search.catalog_index import CatalogIndex
     from unifashion.models.unified import UniFashion
+    from unifashion.search.catalog_index import CatalogIndex
+    from unifashion.service.connections import server_config
 
+    tryon = UniFashion.from_pretrained(tryon_dir) if tryon_dir is not None else None
+    if tryon is not None and not tryon.generator.config.inpainting:
+        raise ConfigError(f"--tryon-model {tryon_dir}: not an inpainting try-on model (its generator has no "
+                          f"try-on inputs); give one trained with `unifashion train --phase tryon`")
     model = UniFashion.from_pretrained(model_dir)
     index = CatalogIndex.open(Path(index_dir))
     index.warm()
-    app = create_app(CatalogSearch(model, index), limits, access)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    app = create_app(CatalogSearch(model, index), limits, access, tryon=tryon)
+    uvicorn.Server(server_config(app, host, port, limits.request_seconds, log_level=log_level)).run()

@@ -31,22 +31,28 @@ class ServiceLimits:
     caption_tokens: int = 48  # tokens per caption, at most (the model's own cap when lower)
     caption_seconds: float = 20.0  # decoding stops after this long: the caption comes back cut short
     text_batch: int = 16  # concurrent text searches encoded and searched together, at most
+    max_item_id_chars: int = 512  # an item id in a path or a body (longer ones are refused, never echoed)
+    request_seconds: float = 60.0  # a connection whose request (headers and body) is not in after this long is closed
+    reload_wait_seconds: float = 10.0  # after the index changes on disk, requests wait this long at most for it
 
 
 class BodyLimit:
-    """Refuses request bodies over `max_bytes` with a 413, by Content-Length or by counting."""
+    """Refuses request bodies over `max_bytes` (`per_path[path]` for those paths) with a 413, by
+    Content-Length or by counting."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, per_path: dict[str, int] | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.per_path = dict(per_path or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        detail = f"request body over {self.max_bytes} bytes"
+        max_bytes = self.per_path.get(scope.get("path", ""), self.max_bytes)
+        detail = f"request body over {max_bytes} bytes"
         length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_bytes:
+        if length.isdigit() and int(length) > max_bytes:
             await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
             return
         seen = 0
@@ -55,7 +61,7 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
+            if seen > max_bytes:
                 raise HTTPException(413, detail)  # raised inside body parsing: FastAPI passes it on
             return message
 
@@ -67,6 +73,18 @@ class BodyLimit:
 def check_k(k: int, limits: ServiceLimits) -> None:
     if not 1 <= k <= limits.max_k:
         raise HTTPException(422, f"k must be between 1 and {limits.max_k}, got {k}")
+
+
+def check_item_id(item_id: str, limits: ServiceLimits) -> str:
+    """`item_id` as given; 422 naming the limit when it is longer (the id itself is not echoed)."""
+    if len(item_id) > limits.max_item_id_chars:
+        raise HTTPException(422, f"item_id is {len(item_id)} characters; the limit is {limits.max_item_id_chars}")
+    return item_id
+
+
+def shown(item_id: str, prefix: int = 40) -> str:
+    """An item id for a message: quoted, and cut to its first `prefix` characters with an ellipsis."""
+    return repr(item_id) if len(item_id) <= prefix else repr(item_id[:prefix]) + "..."
 
 
 def check_text(text: str | None, what: str, limits: ServiceLimits) -> str:
@@ -154,6 +172,8 @@ def document_limits(schema: dict, limits: ServiceLimits, categories: Sequence[st
                 branch.update(minimum=1, maximum=limits.max_steps)
             elif name in ("text", "modify") and branch["type"] == "string":
                 branch["maxLength"] = limits.max_text_chars
+            elif name == "item_id" and branch["type"] == "string":
+                branch["maxLength"] = limits.max_item_id_chars
             elif name == "category" and branch["type"] == "string" and categories:
                 branch["enum"] = list(categories)
             elif name == "style" and branch["type"] == "string":

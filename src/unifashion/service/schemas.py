@@ -1,7 +1,14 @@
-"""The service's request and response bodies (pydantic models: the OpenAPI schema's components)."""
+"""The service's request and response bodies (pydantic models: the OpenAPI schema's components).
+
+Request bodies are strict: a number is not a string, and `true` is not the integer 1 (pydantic's lax mode
+reads {"k": true} as k=1)."""
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StrictBody(BaseModel):
+    model_config = ConfigDict(strict=True)
 
 
 class Hit(BaseModel):
@@ -21,13 +28,13 @@ class SearchResponse(BaseModel):
     took_ms: float
 
 
-class TextSearch(BaseModel):
+class TextSearch(StrictBody):
     text: str
     k: int = 10
     category: str | None = None
 
 
-class ComposedSearch(BaseModel):
+class ComposedSearch(StrictBody):
     item_id: str  # the reference: an item of the index
     modify: str  # what to change about it ("in red", "shorter sleeves")
     k: int = 10
@@ -35,7 +42,7 @@ class ComposedSearch(BaseModel):
     rerank: bool = True  # re-score the candidates with their gallery captions
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(StrictBody):
     text: str | None = None
     item_id: str | None = None  # a reference item; with text, the item changed by the words
     steps: int | None = None  # default: 20, or the service's max_steps when lower
@@ -49,6 +56,11 @@ class GenerateResponse(BaseModel):
     steps: int
     seed: int
     took_ms: float
+
+
+class TryOnResponse(GenerateResponse):
+    design: bool  # drawn from the caption alone (no garment picture)
+    item_id: str | None  # the catalog item worn, if one was
 
 
 class CaptionResponse(BaseModel):
@@ -78,6 +90,7 @@ class Health(BaseModel):
     model: str  # the model fingerprint's first 12 hex digits
     captions: bool  # the index has gallery captions (composed re-ranking, image -> text)
     generator_size: int  # side of the generated pictures in pixels
+    tryon: bool  # the server has a try-on model (POST /api/tryon)
     limits: dict
 
 
