@@ -37,25 +37,38 @@ def load_config(name_or_path: str | Path, overrides: dict | None = None, *,
     """A shipped config by name (embedded, paper, tiny) or a YAML/JSON file, with nested overrides
     (e.g. {"qformer": {"pretrained": "/models/blip2"}}) merged in.
 
-    The file is checked alone first, so that its own mistakes name it; then the overrides are merged
-    one at a time, and the first that makes the config invalid is named as `{overrides_flag} KEY=VALUE`
-    (the command line passes "--set")."""
+    The config is checked whole, after the overrides (the paper config is complete only with the user's
+    paths). A key or value the check refuses is named as `{overrides_flag} KEY=VALUE` when an override
+    set it (the command line passes "--set"), else as the file's."""
     path = Path(name_or_path)
     if str(name_or_path) in NAMED_CONFIGS:
         path = Path(str(resources.files("unifashion") / "configs" / f"{name_or_path}.yaml"))
     elif not path.is_file():
         raise ConfigError(f"{name_or_path}: no such config file (or a name: {', '.join(NAMED_CONFIGS)})")
     data = read_mapping(path)
-    config = config_from_dict(data, where=str(path))
-    for key, value in _flat(overrides or {}):
+    overridden = dict(_flat(overrides or {}))
+    for key, value in overridden.items():
         _merge(data, _nested(key, value))
-        try:
-            config = config_from_dict(data, where="config")
-        except ConfigError as e:
-            shown = value if isinstance(value, str) else json.dumps(value)
-            reason = re.sub(r"^config[^:]*: ", "", str(e))  # the key is named already
-            raise ConfigError(f"{overrides_flag} {key}={shown}: {reason}") from None
-    return config
+    try:
+        return config_from_dict(data, where=str(path))
+    except ConfigError as e:
+        key, reason = _refused_key(str(e), str(path))
+        if key not in overridden:
+            raise
+        value = overridden[key]
+        shown = value if isinstance(value, str) else json.dumps(value)
+        raise ConfigError(f"{overrides_flag} {key}={shown}: {reason}") from None
+
+
+def _refused_key(message: str, where: str) -> tuple[str, str]:
+    """("generator.image_size", "expected int, got 'big'") from the message of a refused config read at
+    `where` ("W.generator.image_size: expected int, ..."; "W.qformer: unknown key 'nope' ..." names
+    qformer.nope); ("", message) when it names no key (the parts' own checks)."""
+    if not message.startswith(where + "."):
+        return "", message
+    location, _, reason = message[len(where) + 1:].partition(": ")
+    unknown = re.match(r"unknown key '([^']+)'", reason)
+    return (f"{location}.{unknown.group(1)}" if unknown else location), reason
 
 
 def _flat(overrides: dict, prefix: str = "") -> list[tuple[str, object]]:
