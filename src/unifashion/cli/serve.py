@@ -21,9 +21,12 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest accepted image upload.")] = 10.0,
     api_key: Annotated[str | None, typer.Option("--api-key", envvar="UNIFASHION_API_KEY", help="Require this key (header X-API-Key or Authorization: Bearer) for /api/* and /items/*. Prefer the environment variable: a flag shows in `ps`.")] = None,
     cors_origin: Annotated[list[str] | None, typer.Option("--cors-origin", help="Let pages from this origin (https://shop.example) call the API from a browser; repeatable. Default: none.")] = None,
+    tryon_model: Annotated[Path | None, typer.Option("--tryon-model", help="An inpainting try-on model (`unifashion train --phase tryon`; the quickstart's OUT/tryon_model) for POST /api/tryon and the page's try-on panel. Default: none (try-on answers 503).")] = None,
+    request_seconds: Annotated[float, typer.Option("--request-seconds", min=0.1, help="A connection whose request (headers and body) has not arrived this long after it began is closed (408 when the headers are missing).")] = 60.0,
 ) -> None:
-    """Serve catalog search (text, image, composed), captions, generation and classification over HTTP,
-    with a web page at / and the API's docs at /docs."""
+    """Serve catalog search (text, image, composed), captions, generation, classification and (with
+    --tryon-model) try-on over HTTP, with a web page at / and the API's docs at /docs. Changes to the
+    index (`unifashion index add/remove/compact`) are picked up by the running service."""
     from dataclasses import replace
 
     from unifashion.search.catalog_index import CatalogIndex
@@ -33,11 +36,30 @@ def serve(
     access = ServiceAccess(api_key=api_key, cors_origins=tuple(cors_origin or ()))  # checked before loading anything
 
     model_dir = check_index_model(model or Path(CatalogIndex.open(index, verify=False).manifest["model"]["source"]))
+    if tryon_model is not None:
+        _check_tryon_model(tryon_model)
     try:
         check_can_listen(host, port)
     except ConfigError as e:
         raise UnifashionError(f"{e}; choose another --port") from None
     limits = replace(ServiceLimits(), max_steps=max_steps, generation_seconds=generation_seconds,
-                     max_upload_bytes=int(max_upload_mb * 2**20))
-    err.print(f"loading {model_dir} and {index} ...")
-    run_server(model_dir, index, host=host, port=port, limits=limits, access=access)
+                     max_upload_bytes=int(max_upload_mb * 2**20), request_seconds=request_seconds)
+    err.print(f"loading {model_dir}{f', {tryon_model}' if tryon_model else ''} and {index} ...")
+    run_server(model_dir, index, host=host, port=port, limits=limits, access=access, tryon_dir=tryon_model)
+
+
+def _check_tryon_model(folder: Path) -> None:
+    """--tryon-model names a saved model whose config says its generator is the inpainting one: one
+    line now, before anything loads."""
+    from unifashion.config import read_mapping
+
+    if not (folder / "config.json").is_file():
+        raise UnifashionError(f"--tryon-model {folder}: not a saved model (no config.json)")
+    try:
+        generator = read_mapping(folder / "config.json").get("generator")
+    except ConfigError as e:
+        raise UnifashionError(f"--tryon-model {folder}: {e}") from None
+    if not (isinstance(generator, dict) and generator.get("inpainting") is True):
+        raise UnifashionError(f"--tryon-model {folder}: not an inpainting try-on model (its generator has no "
+                              f"try-on inputs); give one trained with `unifashion train --phase tryon` "
+                              f"(the quickstart's tryon_model)")
