@@ -41,7 +41,7 @@ $(STAMP):
 demo: install
 	$(BIN)/unifashion quickstart --out quickstart
 	@echo "demo complete: report in quickstart/report.md (and .html), trained model in quickstart/model, search index in quickstart/index"
-	@echo "serve it: $(BIN)/unifashion serve --index quickstart/index   (then open http://127.0.0.1:8000)"
+	@echo "serve it: $(BIN)/unifashion serve --index quickstart/index --tryon-model quickstart/tryon_model   (then open http://127.0.0.1:8000)"
 
 # The browser test drives Debian's chromium through Playwright (no browser download): only the tests need it.
 browser:

@@ -71,5 +71,6 @@ def quickstart(
     else:
         err.print(f"quickstart done in {summary['seconds']:.0f} s: report {out / 'report.md'}, model {summary['model']}, "
                   f"search index {summary['index']['path']} ({summary['index']['items']} items)")
-        err.print(f"serve it: unifashion serve --index {summary['index']['path']}  (then open http://127.0.0.1:8000)")
+        tryon = f" --tryon-model {summary['tryon_model']}" if summary.get("tryon_model") else ""
+        err.print(f"serve it: unifashion serve --index {summary['index']['path']}{tryon}  (then open http://127.0.0.1:8000)")
 
