@@ -125,3 +125,21 @@ def test_a_model_that_is_not_inpainting_is_refused(service_search):
 
     with pytest.raises(ConfigError, match="not an inpainting model"):
         create_app(service_search, LIMITS, tryon=service_search.model)
+
+
+@pytest.mark.parametrize("config, message", [(None, "not a saved model"),
+                                             ('{"generator": {"inpainting": false}}', "not an inpainting try-on model")])
+def test_serve_refuses_a_tryon_model_that_is_not_one_before_loading(service_search, tmp_path, config, message):
+    from typer.testing import CliRunner
+
+    from unifashion.cli import app
+
+    model, tryon = tmp_path / "model", tmp_path / "tryon"
+    for folder, text in ((model, "{}"), (tryon, config)):
+        folder.mkdir()
+        if text is not None:
+            (folder / "config.json").write_text(text)
+    result = CliRunner().invoke(app, ["serve", "--index", str(service_search.index.root), "--model", str(model),
+                                      "--tryon-model", str(tryon)])
+    assert result.exit_code != 0
+    assert message in str(result.exception) + result.output
