@@ -20,14 +20,25 @@ from unifashion.service.limits import ServiceLimits
 OPERATIONS = [("GET", "/health"), ("GET", "/api/categories"), ("POST", "/api/search/text"),
               ("POST", "/api/search/image"), ("POST", "/api/search/composed"), ("POST", "/api/search/image-to-text"),
               ("POST", "/api/caption"), ("POST", "/api/generate"), ("POST", "/api/classify"),
-              ("GET", "/items/{item_id}/image")]
+              ("POST", "/api/tryon"), ("GET", "/items/{item_id}/image")]
 EXAMPLES = 40  # per operation and mode
+
+
+def tiny_tryon_model():
+    import torch
+
+    from unifashion.models.model_config import load_config
+    from unifashion.models.unified import UniFashion
+
+    torch.manual_seed(0)
+    config = load_config("tiny")
+    return UniFashion.from_config(replace(config, generator=replace(config.generator, inpainting=True))).eval()
 
 
 @pytest.fixture(scope="module")
 def service_schema(service_search):
     limits = replace(ServiceLimits(), max_steps=2, generation_seconds=20.0)
-    app = create_app(service_search, limits)
+    app = create_app(service_search, limits, tryon=tiny_tryon_model())
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
     app.state.service.text_batcher.close()
 

@@ -1,4 +1,4 @@
-// The UniFashion search page, part 1 of 3 (api.js, render.js, app.js, loaded in that order as plain
+// The UniFashion search page, part 1 of 4 (api.js, render.js, tryon.js, app.js, loaded in that order as plain
 // scripts sharing one global scope): the page's state, requests to the service's JSON API (see /docs)
 // with the API key, and the error and busy messages. No framework, no network access beyond this server.
 "use strict";
@@ -13,6 +13,7 @@ const state = {
   upload: null, // the photo chosen for the next search (a File)
   captions: true, // the index has gallery captions: composed searches re-rank with them
   designItem: null, // the item the generate panel starts from, or null
+  tryonItem: null, // the catalog item the try-on panel puts on, or null
 };
 
 // ---- talking to the API --------------------------------------------------------------------------

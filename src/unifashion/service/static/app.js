@@ -1,5 +1,6 @@
-// The UniFashion search page, part 3 of 3: the searches and their chain of refinements, the photo
-// upload, the generate panel, and wiring the forms and events at start (after api.js and render.js).
+// The UniFashion search page, last part: the searches and their chain of refinements, the photo
+// upload, the generate panel, and wiring the forms and events at start (after api.js, render.js and
+// tryon.js).
 "use strict";
 
 // ---- searches and the chain of refinements -------------------------------------------------------
@@ -164,12 +165,14 @@ async function start() {
     $("#generate-reference").hidden = true;
   });
   setUpDrop();
+  setUpTryOn();
   try {
     const categories = await api("/api/categories"); // first: asks for the key when one is needed
     const health = await api("/health"); // all of it with the key, only the status without
     state.captions = health.captions;
-    $("#health").textContent = `${health.items} items · model ${health.model}`;
+    $("#health").textContent = `${health.items} items · model ${health.model}${health.tryon ? " · try-on" : ""}`;
     $("#generate-steps").max = String(health.limits.max_steps);
+    showTryOn(health.tryon, health.limits.max_steps);
     for (const name of categories.categories) {
       const option = document.createElement("option");
       option.value = name;

@@ -1,6 +1,6 @@
-// The UniFashion search page, part 2 of 3: drawing the chain of searches (breadcrumbs), the result
+// The UniFashion search page, part 2 of 4: drawing the chain of searches (breadcrumbs), the result
 // cards and their captions. Uses api.js's helpers; the cards' actions call app.js's refine, similar
-// and useForDesign when clicked.
+// and useForDesign, and tryon.js's useForTryOn, when clicked.
 "use strict";
 
 // ---- rendering -----------------------------------------------------------------------------------
@@ -78,6 +78,7 @@ function card(hit) {
   $('[data-action="similar"]', node).addEventListener("click", () => similar(hit).catch((e) => showError(e.message)));
   $('[data-action="caption"]', node).addEventListener("click", () => caption(hit, $(".caption", node)));
   $('[data-action="design"]', node).addEventListener("click", () => useForDesign(hit));
+  $('[data-action="tryon"]', node).addEventListener("click", () => useForTryOn(hit));
   return node;
 }
 
