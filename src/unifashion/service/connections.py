@@ -80,5 +80,13 @@ def with_deadline(request_seconds: float) -> type[RequestDeadline]:
 
 def server_config(app: ASGIApp, host: str, port: int, request_seconds: float, *,
                   log_level: str = "info") -> uvicorn.Config:
-    """uvicorn's configuration for the service: the h11 protocol with the request deadline."""
+    """uvicorn's configuration for the service: the h11 protocol with the request deadline. The
+    service's own log lines (unifashion.service.*: index reloads, unreadable item pictures, dropped
+    connections) go to stderr beside uvicorn's, at the same level."""
+    service_log = logging.getLogger("unifashion.service")
+    if not service_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        service_log.addHandler(handler)
+        service_log.setLevel(log_level.upper())
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, http=with_deadline(request_seconds))
