@@ -63,3 +63,16 @@ def service_search(small_world, tmp_path_factory):
     index = build_index(model, items, tmp_path_factory.mktemp("service") / "index", model_source="quickstart")
     index.warm()
     return CatalogSearch(model, index)
+
+
+@pytest.fixture(scope="session")
+def tiny_tryon_model():
+    """The tiny config with the inpainting generator: a try-on model for the service, page and CLI tests."""
+    from dataclasses import replace
+
+    from unifashion.models.model_config import load_config
+    from unifashion.models.unified import UniFashion
+
+    torch.manual_seed(0)
+    config = load_config("tiny")
+    return UniFashion.from_config(replace(config, generator=replace(config.generator, inpainting=True))).eval()

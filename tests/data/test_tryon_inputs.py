@@ -1,9 +1,6 @@
 """data.tryon_inputs: a user's person, garment, mask and pose become the TryOnSample generation reads."""
-from dataclasses import replace
-
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from unifashion.data.formats import vitonhd
@@ -60,13 +57,8 @@ def test_a_layout_lacking_its_maps_is_named(tmp_path, layout_sample):
         tryon_sample(person, layout_sample.garment.path)
 
 
-def test_generate_tryon_draws_from_a_users_pictures(small_world, layout_sample):
-    from unifashion.models.model_config import load_config
-    from unifashion.models.unified import UniFashion
-
-    torch.manual_seed(0)
-    config = load_config("tiny")
-    model = UniFashion.from_config(replace(config, generator=replace(config.generator, inpainting=True)))
+def test_generate_tryon_draws_from_a_users_pictures(tiny_tryon_model, layout_sample):
+    model = tiny_tryon_model
     person = layout_sample.person.load()
     mask = layout_sample.agnostic_mask.load()
     garment = ImageRef(layout_sample.garment.path).load()

@@ -13,10 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-from dataclasses import replace
 
 import pytest
-import torch
 import uvicorn
 from PIL import Image
 
@@ -25,15 +23,6 @@ from unifashion.service.app import create_app
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 INSTALL = "run `make test` (it runs `apt-get install chromium` and `pip install -e '.[test]'`)"
-
-
-def tiny_tryon_model():
-    from unifashion.models.model_config import load_config
-    from unifashion.models.unified import UniFashion
-
-    torch.manual_seed(0)
-    config = load_config("tiny")
-    return UniFashion.from_config(replace(config, generator=replace(config.generator, inpainting=True))).eval()
 
 
 def serving(app):
@@ -55,9 +44,9 @@ def serving(app):
 
 
 @pytest.fixture(scope="module")
-def server(service_search):
+def server(service_search, tiny_tryon_model):
     """The service, with a (tiny) try-on model."""
-    yield from serving(create_app(service_search, tryon=tiny_tryon_model()))
+    yield from serving(create_app(service_search, tryon=tiny_tryon_model))
 
 
 @pytest.fixture(scope="module")

@@ -24,21 +24,10 @@ OPERATIONS = [("GET", "/health"), ("GET", "/api/categories"), ("POST", "/api/sea
 EXAMPLES = 40  # per operation and mode
 
 
-def tiny_tryon_model():
-    import torch
-
-    from unifashion.models.model_config import load_config
-    from unifashion.models.unified import UniFashion
-
-    torch.manual_seed(0)
-    config = load_config("tiny")
-    return UniFashion.from_config(replace(config, generator=replace(config.generator, inpainting=True))).eval()
-
-
 @pytest.fixture(scope="module")
-def service_schema(service_search):
+def service_schema(service_search, tiny_tryon_model):
     limits = replace(ServiceLimits(), max_steps=2, generation_seconds=20.0)
-    app = create_app(service_search, limits, tryon=tiny_tryon_model())
+    app = create_app(service_search, limits, tryon=tiny_tryon_model)
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
     app.state.service.text_batcher.close()
 

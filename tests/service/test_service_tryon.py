@@ -6,7 +6,6 @@ import io
 from dataclasses import replace
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -16,18 +15,9 @@ from unifashion.service.limits import ServiceLimits
 LIMITS = replace(ServiceLimits(), max_steps=3)
 
 
-def tiny_tryon_model():
-    from unifashion.models.model_config import load_config
-    from unifashion.models.unified import UniFashion
-
-    torch.manual_seed(0)
-    config = load_config("tiny")
-    return UniFashion.from_config(replace(config, generator=replace(config.generator, inpainting=True))).eval()
-
-
 @pytest.fixture(scope="module")
-def tryon_client(service_search):
-    with TestClient(create_app(service_search, LIMITS, tryon=tiny_tryon_model()), raise_server_exceptions=False) as c:
+def tryon_client(service_search, tiny_tryon_model):
+    with TestClient(create_app(service_search, LIMITS, tryon=tiny_tryon_model), raise_server_exceptions=False) as c:
         yield c
 
 

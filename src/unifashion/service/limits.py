@@ -11,7 +11,9 @@ from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from unifashion.errors import DataError
 from unifashion.models.captioner import STYLES
+from unifashion.models.unified import label_list
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the small form fields beside an upload
 DEFAULT_STEPS = 20  # denoising steps of a generation that does not say (at most the service's max_steps)
@@ -109,10 +111,12 @@ def check_category(category: str | None, known: Sequence[str]) -> list[str] | No
 
 
 def check_labels(labels: Sequence[str], limits: ServiceLimits) -> list[str]:
-    """The labels of a classification: each field split at commas, stripped, empty ones and repeats dropped."""
-    names = list(dict.fromkeys(part.strip() for label in labels for part in label.split(",") if part.strip()))
-    if not names:
-        raise HTTPException(422, "labels are empty (send e.g. labels=dress,shirt,sneakers)")
+    """The labels of a classification, by the model's one rule (label_list: each field split at commas,
+    stripped, empty ones and repeats dropped), within the service's limits."""
+    try:
+        names = label_list(labels)
+    except DataError:
+        raise HTTPException(422, "labels are empty (send e.g. labels=dress,shirt,sneakers)") from None
     if len(names) > limits.max_labels:
         raise HTTPException(422, f"{len(names)} labels; the limit is {limits.max_labels}")
     if any(len(n) > limits.max_text_chars for n in names):

@@ -8,10 +8,10 @@ import warnings
 from fastapi import HTTPException, UploadFile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from unifashion.data.samples import to_rgb
+from unifashion.data.samples import IMAGE_FORMATS, to_rgb
 from unifashion.service.limits import ServiceLimits
 
-UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # what PIL may decode from an upload
+UPLOAD_FORMATS = IMAGE_FORMATS  # what PIL may decode from an upload: what every loader decodes
 
 
 def read_upload(upload: UploadFile, limits: ServiceLimits) -> Image.Image:
