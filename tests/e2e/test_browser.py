@@ -8,9 +8,6 @@ Chromium (apt) and Playwright (pip) are installed by `make test`; without them t
 """
 import io
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 
@@ -18,6 +15,7 @@ import pytest
 import uvicorn
 from PIL import Image
 
+from live_server import running
 from unifashion.service.app import create_app
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -27,20 +25,8 @@ INSTALL = "run `make test` (it runs `apt-get install chromium` and `pip install 
 
 def serving(app):
     """`app` on 127.0.0.1 at a free port, in a background thread: yields its address."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    for port in running(uvicorn.Config(app, log_level="warning")):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

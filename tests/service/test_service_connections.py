@@ -2,13 +2,12 @@
 service's protocol, on real sockets) closes them after the request timeout, and answers a normal
 client meanwhile."""
 import socket
-import threading
 import time
 from dataclasses import replace
 
 import pytest
-import uvicorn
 
+from live_server import running
 from unifashion.service.app import create_app
 from unifashion.service.connections import server_config, with_deadline
 from unifashion.service.limits import ServiceLimits
@@ -18,20 +17,8 @@ TIMEOUT = 1.0
 
 @pytest.fixture(scope="module")
 def port(service_search):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
     app = create_app(service_search, replace(ServiceLimits(), request_seconds=TIMEOUT))
-    server = uvicorn.Server(server_config(app, "127.0.0.1", 0, TIMEOUT, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield sock.getsockname()[1]
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    yield from running(server_config(app, "127.0.0.1", 0, TIMEOUT, log_level="warning"))
 
 
 def get_health(port: int) -> bytes:
