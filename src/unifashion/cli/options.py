@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from unifashion.cli.output import err, one_line, progress_shown
-from unifashion.errors import DataError, UnifashionError
+from unifashion.errors import ConfigError, DataError, UnifashionError
 
 # Longest query, modification or prompt text the commands take (the service's limit too). The
 # Q-Former reads at most `max_text_length` tokens (64) of a text and the tokenizer truncates
@@ -161,3 +161,21 @@ def _check_writable_below(folder: Path, path: Path, option: str) -> None:
         raise UnifashionError(f"{option} {path}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UnifashionError(f"{option} {path}: cannot write into {existing} (permission denied)")
+
+
+def check_tryon_model(folder: Path, option: str = "--model") -> Path:
+    """`folder` when its saved config says the generator is the inpainting one (try-on and design):
+    one line naming `option` otherwise, before anything loads."""
+    from unifashion.config import read_mapping
+
+    if not (Path(folder) / "config.json").is_file():
+        raise UnifashionError(f"{option} {folder}: not a saved model (no config.json)")
+    try:
+        generator = read_mapping(Path(folder) / "config.json").get("generator")
+    except ConfigError as e:
+        raise UnifashionError(f"{option} {folder}: {e}") from None
+    if not (isinstance(generator, dict) and generator.get("inpainting") is True):
+        raise UnifashionError(f"{option} {folder}: not an inpainting try-on model (its generator has no try-on "
+                              "inputs); give one trained with `unifashion train --phase tryon` (the quickstart's "
+                              "tryon_model)")
+    return folder

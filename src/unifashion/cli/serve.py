@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from unifashion.cli.options import check_index_model
+from unifashion.cli.options import check_index_model, check_tryon_model
 from unifashion.cli.output import err
 from unifashion.errors import ConfigError, UnifashionError
 
@@ -37,7 +37,7 @@ def serve(
 
     model_dir = check_index_model(model or Path(CatalogIndex.open(index, verify=False).manifest["model"]["source"]))
     if tryon_model is not None:
-        _check_tryon_model(tryon_model)
+        check_tryon_model(tryon_model, "--tryon-model")
     try:
         check_can_listen(host, port)
     except ConfigError as e:
@@ -47,19 +47,3 @@ def serve(
     err.print(f"loading {model_dir}{f', {tryon_model}' if tryon_model else ''} and {index} ...")
     run_server(model_dir, index, host=host, port=port, limits=limits, access=access, tryon_dir=tryon_model)
 
-
-def _check_tryon_model(folder: Path) -> None:
-    """--tryon-model names a saved model whose config says its generator is the inpainting one: one
-    line now, before anything loads."""
-    from unifashion.config import read_mapping
-
-    if not (folder / "config.json").is_file():
-        raise UnifashionError(f"--tryon-model {folder}: not a saved model (no config.json)")
-    try:
-        generator = read_mapping(folder / "config.json").get("generator")
-    except ConfigError as e:
-        raise UnifashionError(f"--tryon-model {folder}: {e}") from None
-    if not (isinstance(generator, dict) and generator.get("inpainting") is True):
-        raise UnifashionError(f"--tryon-model {folder}: not an inpainting try-on model (its generator has no "
-                              f"try-on inputs); give one trained with `unifashion train --phase tryon` "
-                              f"(the quickstart's tryon_model)")

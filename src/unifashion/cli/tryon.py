@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from unifashion.cli.options import check_out_file, check_sampling_options, check_text, load_model
+from unifashion.cli.options import check_out_file, check_sampling_options, check_text, check_tryon_model, load_model
 from unifashion.cli.output import StageProgress, err, print_json
 from unifashion.errors import UnifashionError
 
@@ -37,11 +37,9 @@ def tryon(
     if not design and garment is None:
         raise UnifashionError("give --garment (the garment to put on), or --design with --caption")
     caption = check_text(caption, "--caption") if caption is not None else None
-    _check_inpainting(model)  # before the model loads: its saved config says
+    check_tryon_model(model)  # before the model loads: its saved config says
     sample = tryon_sample(person, garment, mask=mask, pose=pose, caption=caption)  # a bad input fails before loading
     net = load_model(model, json_on_stdout=as_json)
-    if not net.generator.config.inpainting:
-        raise UnifashionError(_NOT_INPAINTING.format(model=model))
     with StageProgress(json_on_stdout=as_json) as progress:
         picture = net.generate_tryon([sample], garment_image=not design, steps=steps, seed=seed,
                                      guidance_scale=guidance_scale,
@@ -55,20 +53,3 @@ def tryon(
         err.print(f"wrote {out} ({picture.size[0]}x{picture.size[1]}, {'design' if design else 'try-on'}, "
                   f"{steps} steps)")
 
-
-_NOT_INPAINTING = ("--model {model}: not an inpainting try-on model (its generator has no try-on inputs); "
-                   "give one trained with `unifashion train --phase tryon` (the quickstart's tryon_model)")
-
-
-def _check_inpainting(model: Path) -> None:
-    """The saved config of `model` names a non-inpainting generator: one line now, not after loading.
-    A missing or unreadable config is left to the loader, which names it."""
-    from unifashion.config import read_mapping
-    from unifashion.errors import ConfigError
-
-    try:
-        generator = read_mapping(model / "config.json").get("generator")
-    except ConfigError:
-        return
-    if isinstance(generator, dict) and generator.get("inpainting") is False:
-        raise UnifashionError(_NOT_INPAINTING.format(model=model))

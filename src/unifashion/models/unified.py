@@ -423,8 +423,8 @@ class UniFashion(nn.Module):
         if not garment_image and None in captions:
             raise DataError(f"design generation needs a caption; sample {samples[captions.index(None)].person_id} "
                             "has none")
-        if garment_image and any(s.garment is None for s in samples):
-            missing = next(s for s in samples if s.garment is None)
+        missing = next((s for s in samples if s.garment is None), None) if garment_image else None
+        if missing is not None:
             raise DataError(f"try-on needs a garment image (sample {missing.person_id}); design needs only a caption")
         worded = [i for i, c in enumerate(captions) if c is not None]
         plain = [i for i, c in enumerate(captions) if c is None]

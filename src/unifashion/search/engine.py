@@ -94,7 +94,7 @@ class CatalogSearch:
 
     def text(self, texts: str | Sequence[str], k: int = 10,
              categories: str | Sequence[str] | None = None) -> list[list[SearchHit]]:
-        cats = self._check(k, categories)
+        cats = tuple(as_batch(categories)) if categories is not None else None  # text_queries checks it
         return self.text_queries([TextQuery(t, k, cats) for t in as_batch(texts)])
 
     @torch.no_grad()
