@@ -1,0 +1,34 @@
+"""An index folder, whichever backend holds its vectors: the manifest says (`"backend": "qdrant"`, or
+none for the built-in segments), and `open_index` returns the matching index. Every command and the
+service open indexes here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from unifashion.errors import DataError
+from unifashion.search.catalog_index import FORMAT, FORMAT_VERSION, CatalogIndex
+from unifashion.storage import MANIFEST, read_manifest, recover_dir
+
+
+def index_backend(root: Path) -> str:
+    """"qdrant" or "builtin" (DataError when the folder holds no index)."""
+    root = Path(root)
+    recover_dir(root)
+    manifest = read_manifest(root, DataError, format=FORMAT, version=FORMAT_VERSION)
+    if manifest is None:
+        raise DataError(f"{root}: not a UniFashion index (no {MANIFEST})")
+    return str(manifest.get("backend", "builtin"))
+
+
+def open_index(root: Path, *, verify: bool = True):
+    """The index at `root`: a `CatalogIndex` (built-in; `verify` checks every file's sha256) or a
+    `QdrantIndex` (its collection checked to exist, be complete and come from the same model)."""
+    root = Path(root)
+    backend = index_backend(root)
+    if backend == "builtin":
+        return CatalogIndex.open(root, verify=verify)
+    if backend == "qdrant":
+        from unifashion.search.qdrant_index import QdrantIndex
+
+        return QdrantIndex.open(root, read_manifest(root, DataError, format=FORMAT, version=FORMAT_VERSION))
+    raise DataError(f"{root / MANIFEST}: unknown index backend {backend!r}")
