@@ -289,3 +289,41 @@ def test_a_loading_model_is_shown_on_stderr_and_never_on_stdout_with_json(model_
     assert "loading" not in result.stdout
     result = runner.invoke(app, ["caption", "--model", str(model_dir), str(image), "--max-new-tokens", "2", "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)[0]["image"] == str(image)  # stdout: JSON alone
+
+
+def test_a_qdrant_index_works_with_every_catalog_command(built, model_dir, small_world, tmp_path):
+    """index build --qdrant-edge: search (same hits as the built-in index), info, add, remove, compact."""
+    built = built[0]
+    out = tmp_path / "qindex"
+    code, stdout, output = invoke("index", "build", "--model", model_dir, "--data", small_world[0], "--split", "val",
+                                  "--out", out, "--qdrant-edge", tmp_path / "shard", "--json")
+    assert code == 0, output
+    summary = json.loads(stdout)
+    code, info, output = invoke("index", "info", built, "--json")
+    assert code == 0, output
+    assert summary["backend"] == "qdrant" and summary["items"] == json.loads(info)["items"]
+    for query in (["--text", "a red dress"], ["--item", summary_item(built), "--modify", "in blue"]):
+        # the tiny random model ties many items, so the check is per hit: each one's built-in score
+        everything = json.loads(invoke("search", "--index", built, *query, "--k", "100", "--json")[1])["hits"]
+        score_of = {h["item_id"]: h["score"] for h in everything}
+        got = json.loads(invoke("search", "--index", out, *query, "--k", "5", "--json")[1])["hits"]
+        assert len(got) == 5
+        assert all(abs(h["score"] - score_of[h["item_id"]]) < 1e-4 for h in got)
+        assert all(abs(a["score"] - b["score"]) < 1e-4 for a, b in zip(got, everything))
+    first = summary_item(built)
+    code, _, output = invoke("index", "remove", "--index", out, first)
+    assert code == 0, output
+    assert json.loads(invoke("index", "info", out, "--json")[1])["items"] == summary["items"] - 1
+    code, _, output = invoke("index", "add", "--index", out, "--data", small_world[0], "--split", "val")
+    assert code == 1 and "already in the index" in output  # the other items are still there
+    code, _, output = invoke("index", "compact", "--index", out)
+    assert code == 0, output
+    code, _, output = invoke("index", "build", "--model", model_dir, "--data", small_world[0], "--split", "val",
+                             "--out", tmp_path / "other", "--qdrant-url", "http://127.0.0.1:9")
+    assert code == 1 and "cannot connect" in output and "Traceback" not in output
+
+
+def summary_item(index_dir) -> str:
+    from unifashion.search.index_folder import open_index
+
+    return next(iter(open_index(index_dir).items())).item_id

@@ -47,29 +47,49 @@ def index_build(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index at --out.")] = False,
     restart: Annotated[bool, typer.Option(help="Discard a partial build at --out instead of resuming it.")] = False,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help=SKIP_BAD_HELP)] = False,
+    qdrant_url: Annotated[str | None, typer.Option("--qdrant-url", help="Put the vectors in a Qdrant server or cluster at this URL (API key from QDRANT_API_KEY).")] = None,
+    qdrant_path: Annotated[Path | None, typer.Option("--qdrant-path", help="Put the vectors in qdrant-client local storage in this folder (one process at a time; tests and small catalogs).")] = None,
+    qdrant_edge: Annotated[Path | None, typer.Option("--qdrant-edge", help="Put the vectors in a Qdrant edge shard in this folder (the engine in-process; one process at a time).")] = None,
+    qdrant_collection: Annotated[str, typer.Option("--qdrant-collection", help="The Qdrant collection's name.")] = "unifashion",
     as_json: Annotated[bool, typer.Option("--json", help="Print the index summary as JSON.")] = False,
 ) -> None:
-    """Embed a catalog into a search index (resumes an interrupted build of the same model and items)."""
+    """Embed a catalog into a search index (resumes an interrupted build of the same model and items);
+    with --qdrant-url/--qdrant-path/--qdrant-edge the vectors go to Qdrant and --out holds its manifest."""
     from unifashion.search.index_build import build_index
     from unifashion.search.vector_index import AnnConfig
 
     check_out_dir(out)
+    location = None
+    if qdrant_url or qdrant_path or qdrant_edge:
+        from unifashion.search.qdrant_index import QdrantLocation, QdrantSettings, build_qdrant_index
+
+        location = QdrantLocation(url=qdrant_url, path=str(qdrant_path) if qdrant_path else None,
+                                  edge=str(qdrant_edge) if qdrant_edge else None, collection=qdrant_collection)
+        settings = with_given(QdrantSettings(), {"exact_below": exact_below, "candidates": candidates})
     skipped: list[dict] = []
     items = _catalog_items(data, images, split, skip_bad, skipped)
     net = load_model(model, json_on_stdout=as_json)
     ann = with_given(AnnConfig(), {"exact_below": exact_below, "nprobe": nprobe, "candidates": candidates})
     start = time.perf_counter()
     with StageProgress(json_on_stdout=as_json) as progress:
-        index = build_index(net, items, out, model_source=str(model.resolve()), captions=captions, ann=ann,
-                            approximate=approximate, overwrite=overwrite, restart=restart, batch_size=batch_size,
-                            progress=progress, skip_bad=skip_bad, skipped=skipped)
+        if location is not None:
+            index = build_qdrant_index(net, items, out, location, model_source=str(model.resolve()),
+                                       captions=captions, settings=settings, overwrite=overwrite, restart=restart,
+                                       batch_size=batch_size, progress=progress, skip_bad=skip_bad, skipped=skipped)
+        else:
+            index = build_index(net, items, out, model_source=str(model.resolve()), captions=captions, ann=ann,
+                                approximate=approximate, overwrite=overwrite, restart=restart,
+                                batch_size=batch_size, progress=progress, skip_bad=skip_bad, skipped=skipped)
+    if index is None:  # another process of a multi-process launch: the main one reports
+        return
     report_skipped(skipped)
     summary = {**index.describe(), "seconds": round(time.perf_counter() - start, 2), "skipped": skipped}
     if as_json:
         print_json(summary)
     else:
-        err.print(f"indexed {len(index)} items into {out} in {summary['seconds']} s "
-                  f"({'approximate' if any(s['approximate'] for s in summary['segments']) else 'exact'} search)")
+        kind = (f"Qdrant, {location.describe()}" if location is not None else
+                "approximate search" if any(s["approximate"] for s in summary["segments"]) else "exact search")
+        err.print(f"indexed {len(index)} items into {out} in {summary['seconds']} s ({kind})")
 
 
 @index_app.command("add")
@@ -86,10 +106,10 @@ def index_add(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Add items to an index without rebuilding it (a new segment)."""
-    from unifashion.search.catalog_index import CatalogIndex
     from unifashion.search.index_build import add_to_index, check_new_items
+    from unifashion.search.index_folder import open_index
 
-    idx = CatalogIndex.open(index)
+    idx = open_index(index)
     skipped: list[dict] = []
     items = _catalog_items(data, images, split, skip_bad, skipped)
     check_new_items(idx, items, replace=replace)  # before the model loads
@@ -111,9 +131,9 @@ def index_remove(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Remove items from an index (recorded in its manifest; `index compact` drops their vectors)."""
-    from unifashion.search.catalog_index import CatalogIndex
+    from unifashion.search.index_folder import open_index
 
-    idx = CatalogIndex.open(index)
+    idx = open_index(index)
     idx.remove(item_ids)
     if as_json:
         print_json({"removed": len(item_ids), **idx.describe()})
@@ -127,9 +147,9 @@ def index_compact(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Rewrite an index as one segment without its removed items (the ANN index is rebuilt by size)."""
-    from unifashion.search.catalog_index import CatalogIndex
+    from unifashion.search.index_folder import open_index
 
-    idx = CatalogIndex.open(index)
+    idx = open_index(index)
     with StageProgress(json_on_stdout=as_json) as progress:
         idx.compact(progress=progress)
     if as_json:
@@ -145,11 +165,18 @@ def index_info(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Describe an index (items, segments, model, search settings) after checking its files."""
-    from unifashion.search.catalog_index import CatalogIndex
+    from unifashion.search.index_folder import open_index
 
-    summary = CatalogIndex.open(index, verify=verify).describe()
+    summary = open_index(index, verify=verify).describe()
     if as_json:
         print_json(summary)
+        return
+    if summary.get("backend") == "qdrant":
+        where = summary["qdrant"]
+        err.print(f"{summary['items']} items in Qdrant ({', '.join(f'{k} {v}' for k, v in where.items())}), "
+                  f"{summary['num_queries']} query vectors of {summary['embed_dim']} each, gallery captions: "
+                  f"{'yes' if summary['captions'] else 'no'}; model {summary['model']['source']} "
+                  f"({summary['model']['fingerprint'][:12]})")
         return
     table = Table("segment", "items", "search")
     for seg in summary["segments"]:

@@ -32,7 +32,7 @@ def search(
     from dataclasses import asdict
 
     from unifashion.data.samples import ImageRef
-    from unifashion.search.catalog_index import CatalogIndex
+    from unifashion.search.index_folder import open_index
     from unifashion.search.engine import CatalogSearch
 
     given = [name for name, v in (("--text", text), ("--image", image), ("--item", item)) if v is not None]
@@ -47,7 +47,7 @@ def search(
     text = check_text(text, "--text") if text is not None else None
     modify = check_text(modify, "--modify") if modify is not None else None
     photo = ImageRef(image).load_rgb() if image is not None else None  # a bad photo fails before the model loads
-    idx = CatalogIndex.open(index)
+    idx = open_index(index)
     model_dir = check_index_model(model or Path(idx.manifest["model"]["source"]))
     engine = CatalogSearch(load_model(model_dir, json_on_stdout=as_json), idx)
     start = time.perf_counter()

@@ -29,13 +29,13 @@ def serve(
     index (`unifashion index add/remove/compact`) are picked up by the running service."""
     from dataclasses import replace
 
-    from unifashion.search.catalog_index import CatalogIndex
+    from unifashion.search.index_folder import index_manifest
     from unifashion.service import ServiceAccess, ServiceLimits, serve as run_server
     from unifashion.service.ports import check_can_listen
 
     access = ServiceAccess(api_key=api_key, cors_origins=tuple(cors_origin or ()))  # checked before loading anything
 
-    model_dir = check_index_model(model or Path(CatalogIndex.open(index, verify=False).manifest["model"]["source"]))
+    model_dir = check_index_model(model or Path(index_manifest(index)["model"]["source"]))
     if tryon_model is not None:
         check_tryon_model(tryon_model, "--tryon-model")
     try:

@@ -283,7 +283,8 @@ def add_to_index(model, index: CatalogIndex, items: Sequence[CatalogItem], *, re
                         "use that model, or build a new index")
     check_new_items(index, items, replace=replace)  # before anything is embedded
     work = index.root / BUILD_DIR
-    items, vectors, caption_vectors = embed_items(model, items, work, captions=index.has_captions or not index.segments,
+    first = isinstance(index, CatalogIndex) and not index.segments  # an empty built-in index takes either
+    items, vectors, caption_vectors = embed_items(model, items, work, captions=index.has_captions or first,
                                                   batch_size=batch_size, progress=progress, skip_bad=skip_bad,
                                                   skipped=skipped)
     index.add(items, vectors, caption_vectors, replace=replace, approximate=approximate, progress=progress)

@@ -10,25 +10,31 @@ from unifashion.search.catalog_index import FORMAT, FORMAT_VERSION, CatalogIndex
 from unifashion.storage import MANIFEST, read_manifest, recover_dir
 
 
-def index_backend(root: Path) -> str:
-    """"qdrant" or "builtin" (DataError when the folder holds no index)."""
+def index_manifest(root: Path) -> dict:
+    """The folder's manifest, read without opening the index (DataError when the folder holds none)."""
     root = Path(root)
-    recover_dir(root)
+    recover_dir(root)  # a rebuild interrupted between its two renames left the previous index aside
     manifest = read_manifest(root, DataError, format=FORMAT, version=FORMAT_VERSION)
     if manifest is None:
         raise DataError(f"{root}: not a UniFashion index (no {MANIFEST})")
-    return str(manifest.get("backend", "builtin"))
+    return manifest
+
+
+def index_backend(root: Path) -> str:
+    """"qdrant" or "builtin" (DataError when the folder holds no index)."""
+    return str(index_manifest(root).get("backend", "builtin"))
 
 
 def open_index(root: Path, *, verify: bool = True):
     """The index at `root`: a `CatalogIndex` (built-in; `verify` checks every file's sha256) or a
     `QdrantIndex` (its collection checked to exist, be complete and come from the same model)."""
     root = Path(root)
-    backend = index_backend(root)
+    manifest = index_manifest(root)
+    backend = manifest.get("backend", "builtin")
     if backend == "builtin":
         return CatalogIndex.open(root, verify=verify)
     if backend == "qdrant":
         from unifashion.search.qdrant_index import QdrantIndex
 
-        return QdrantIndex.open(root, read_manifest(root, DataError, format=FORMAT, version=FORMAT_VERSION))
+        return QdrantIndex.open(root, manifest)
     raise DataError(f"{root / MANIFEST}: unknown index backend {backend!r}")

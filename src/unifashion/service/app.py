@@ -235,7 +235,7 @@ def serve(model_dir: str | Path, index_dir: str | Path, host: str = "127.0.0.1",
     import uvicorn
 
     from unifashion.models.unified import UniFashion
-    from unifashion.search.catalog_index import CatalogIndex
+    from unifashion.search.index_folder import open_index
     from unifashion.service.connections import server_config
 
     tryon = UniFashion.from_pretrained(tryon_dir) if tryon_dir is not None else None
@@ -243,7 +243,7 @@ def serve(model_dir: str | Path, index_dir: str | Path, host: str = "127.0.0.1",
         raise ConfigError(f"--tryon-model {tryon_dir}: not an inpainting try-on model (its generator has no "
                           f"try-on inputs); give one trained with `unifashion train --phase tryon`")
     model = UniFashion.from_pretrained(model_dir)
-    index = CatalogIndex.open(Path(index_dir))
+    index = open_index(Path(index_dir))
     index.warm()
     app = create_app(CatalogSearch(model, index), limits, access, tryon=tryon)
     uvicorn.Server(server_config(app, host, port, limits.request_seconds, log_level=log_level)).run()

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
-from unifashion.search.catalog_index import CatalogIndex
 from unifashion.search.engine import CatalogSearch
+from unifashion.search.index_folder import open_index
 from unifashion.storage import MANIFEST
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class LiveIndex:
     def _reload(self, stamp: Stamp, done: threading.Event) -> None:
         old = self.view.search
         try:
-            index = CatalogIndex.open(old.index.root)
+            index = open_index(old.index.root)
             index.warm()
             search = CatalogSearch(old.model, index, old.config)
             view = View(search, search.categories())
