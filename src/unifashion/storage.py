@@ -10,18 +10,24 @@ Replacing `<name>` by a complete temporary sibling `<name>.new-<pid>` (`replace_
      new one in, delete the old one. Between the two renames `<name>` does not exist;
      `recover_dir` (called before every load) renames the untouched `<name>.old-<pid>` back.
 Leftovers of interrupted replacements (siblings of a dead process) are deleted by the next replacement.
+
+`WriterLock` keeps two writers of one folder apart (an flock on `<folder>/.writer.lock`, in any process):
+the second waits up to its `wait_seconds`, then is refused with one line naming the holder's pid.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import functools
 import hashlib
 import json
 import os
 import re
 import shutil
+import threading
+import time
 from pathlib import Path
 
 MANIFEST = "manifest.json"
@@ -32,6 +38,9 @@ _LEFTOVER = re.compile(r"^(?P<name>.+)\.(?P<kind>new|old)-(?P<pid>\d+)$")
 _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
 _exchange_supported: bool | None = None  # None: not tried yet; False: use two renames
+LOCK_FILE = ".writer.lock"
+_LOCK_POLL_SECONDS = 0.05
+_held_locks = threading.local()  # .folders: {real folder path: [fd, depth]} of the locks this thread holds
 
 
 def sha256_file(path: Path) -> str:
@@ -203,6 +212,126 @@ def verify_manifest(directory: Path, error: type[Exception], *, checksums: bool 
     if manifest is not None:
         check_files(directory, manifest.get("files"), error, checksums=checksums, hint=hint)
     return manifest
+
+
+# ---- one writer at a time ------------------------------------------------------------------------
+
+
+class WriterLock:
+    """`with WriterLock(folder, error, wait_seconds=...)`: hold `folder`'s writer lock for the block.
+
+    An exclusive flock on `folder/.writer.lock` (released by the kernel when the holder dies, so a
+    killed writer never leaves it taken), polled until `wait_seconds` have passed; then `error` with
+    one line naming the holder's pid, which the holder writes into the file. Re-entrant within a
+    thread: a `with` inside another on the same folder (this object or another) just nests, where a
+    second flock would wait for the thread itself. Other threads and processes are kept apart."""
+
+    def __init__(self, folder: Path, error: type[Exception], *, wait_seconds: float = 0.0):
+        self.folder = Path(folder)
+        self.error = error
+        self.wait_seconds = max(0.0, float(wait_seconds))
+
+    def __enter__(self) -> "WriterLock":
+        held = _thread_locks()
+        key = os.path.realpath(self.folder)  # a symlinked path is the same folder
+        if key in held:
+            held[key][1] += 1
+        else:
+            held[key] = [self._acquire(), 1]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        held = _thread_locks()
+        key = os.path.realpath(self.folder)
+        entry = held[key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del held[key]
+            _release_lock(entry[0])
+
+    def _acquire(self) -> int:
+        path = self.folder / LOCK_FILE
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            fd = self._open(path)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _lock_holder(fd)
+                os.close(fd)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self.error(self._refusal(holder)) from None
+                time.sleep(min(_LOCK_POLL_SECONDS, left))
+                continue
+            except OSError as e:  # a filesystem without flock
+                os.close(fd)
+                raise self.error(f"{self.folder}: cannot take the writer lock {path.name} "
+                                 f"({e.strerror or type(e).__name__})") from None
+            if _same_file(fd, path):
+                _write_holder(fd)
+                return fd
+            os.close(fd)  # the folder was swapped in whole while we waited (a rebuild): lock the new one's file
+
+    def _open(self, path: Path) -> int:
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError as e:  # another user's lock file: a read-only descriptor locks as well
+            try:
+                return os.open(path, os.O_RDONLY)
+            except OSError:
+                raise self.error(f"{path}: cannot open the writer lock ({e.strerror})") from None
+        except OSError as e:
+            raise self.error(f"{path}: cannot open the writer lock ({e.strerror})") from None
+
+    def _refusal(self, holder: int | None) -> str:
+        who = f"another writer (pid {holder})" if holder else "another writer"
+        hint = (f"waited {self.wait_seconds:g} s; wait longer with --wait-seconds" if self.wait_seconds
+                else "or wait with --wait-seconds")
+        return f"{self.folder}: {who} is changing it; try again when it finishes ({hint})"
+
+
+def _thread_locks() -> dict[str, list[int]]:
+    if not hasattr(_held_locks, "folders"):
+        _held_locks.folders = {}
+    return _held_locks.folders
+
+
+def _lock_holder(fd: int) -> int | None:
+    """The pid the lock's holder wrote into the file (None before it has, or from a read-only holder)."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _write_holder(fd: int) -> None:
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:  # opened read-only (another user's file): the message then names no pid
+        pass
+
+
+def _release_lock(fd: int) -> None:
+    try:
+        os.ftruncate(fd, 0)  # before unlocking: the next holder's pid is the only one ever read
+    except OSError:
+        pass
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (st.st_dev, st.st_ino)
 
 
 # ---- replacing a directory -----------------------------------------------------------------------

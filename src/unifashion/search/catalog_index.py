@@ -1,8 +1,10 @@
 """A persistent catalog index: per-image query vectors, gallery-caption vectors and item metadata.
 
 On disk (one folder):
-    manifest.json            format, model fingerprint, dimensions, counts, segments with each file's
-                             size and sha256 and its removed rows; replaced atomically on every change
+    manifest.json            format, model fingerprint, dimensions, counts, revision (+1 on every change),
+                             segments with each file's size and sha256 and its removed rows; replaced
+                             atomically on every change
+    .writer.lock             the writer lock (storage.WriterLock), created by the first change
     segments/seg-000001/     immutable once written (a temporary folder renamed into place):
         items.jsonl          one item per line (CatalogItem)
         image_vectors.npy    (n, Q, E) float16: each image's query embeddings
@@ -17,6 +19,10 @@ leaves the previous manifest, hence the previous index, intact: a segment folder
 names is ignored and cleaned up by the next write. Rebuilding over an index (`create` with overwrite,
 `build.build_index`) writes the new one beside it and swaps the folder in whole
 (`storage.replace_dir`); `open` finishes a swap that a crash interrupted.
+
+Two writers are kept apart: a change holds the folder's writer lock (`CatalogIndex.writer`; a second
+writer waits or is refused with one line) and, once holding it, refuses to write when the manifest's
+revision is no longer the one this object read (another writer changed the index since it was opened).
 """
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -35,8 +42,8 @@ import torch
 
 from unifashion.data.samples import ImageRef
 from unifashion.errors import DataError
-from unifashion.storage import (MANIFEST, check_files, file_entries, fsync_dir, read_manifest, recover_dir,
-                                 replace_dir, save_manifest, staging_dir, temporary_sibling)
+from unifashion.storage import (MANIFEST, WriterLock, check_files, file_entries, fsync_dir, read_manifest,
+                                 recover_dir, replace_dir, save_manifest, staging_dir, temporary_sibling)
 from unifashion.search.vector_index import AnnConfig, MultiVectorIndex, Reduce, VectorFile
 
 FORMAT = "unifashion-index"
@@ -127,23 +134,25 @@ class CatalogIndex:
     def create(cls, root: Path, *, fingerprint: str, model_source: str, num_queries: int, embed_dim: int,
                ann: AnnConfig = AnnConfig(), overwrite: bool = False) -> "CatalogIndex":
         """An empty index at `root`. With `overwrite`, an existing index is replaced crash-safely: the
-        empty one is written beside it and swapped in whole (everything else in `root` goes with the old)."""
+        empty one is written beside it and swapped in whole (everything else in `root` goes with the old),
+        holding the old one's writer lock (a change in progress is not swapped away under its writer)."""
         root = Path(root)
         recover_dir(root)
         exists = (root / MANIFEST).exists()
         if exists and not overwrite:
             raise DataError(f"{root}: an index already exists (use --overwrite to replace it)")
-        folder = staging_dir(root) if exists else root
-        folder.mkdir(parents=True, exist_ok=True)
-        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                    "model": {"fingerprint": fingerprint, "source": model_source},
-                    "num_queries": num_queries, "embed_dim": embed_dim, "dtype": "float16", "ann": asdict(ann),
-                    "segments": [], "count": 0, "created": _now(), "updated": _now()}
-        index = cls(folder, manifest, [])
-        index._write_manifest()
-        if exists:
-            replace_dir(folder, root)
-            index.root = root
+        with WriterLock(root, DataError) if exists else nullcontext():
+            folder = staging_dir(root) if exists else root
+            folder.mkdir(parents=True, exist_ok=True)
+            manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                        "model": {"fingerprint": fingerprint, "source": model_source},
+                        "num_queries": num_queries, "embed_dim": embed_dim, "dtype": "float16", "ann": asdict(ann),
+                        "segments": [], "count": 0, "revision": 0, "created": _now(), "updated": _now()}
+            index = cls(folder, manifest, [])
+            index._write_manifest(change=False)
+            if exists:
+                replace_dir(folder, root)
+                index.root = root
         return index
 
     @classmethod
@@ -205,6 +214,11 @@ class CatalogIndex:
     def ann_config(self) -> AnnConfig:
         return AnnConfig(**self.manifest["ann"])
 
+    @property
+    def revision(self) -> int:
+        """How many changes the manifest has seen (0 when created; absent in older manifests: 0)."""
+        return int(self.manifest.get("revision", 0))
+
     def __len__(self) -> int:
         return len(self._where)
 
@@ -251,7 +265,8 @@ class CatalogIndex:
                 "segments": [{"name": s.name, "items": len(s.items), "approximate": s.images.approximate}
                              for s in self.segments],
                 "num_queries": self.num_queries, "embed_dim": self.embed_dim, "captions": self.has_captions,
-                "model": m["model"], "ann": m["ann"], "created": m["created"], "updated": m["updated"]}
+                "model": m["model"], "ann": m["ann"], "revision": self.revision, "created": m["created"],
+                "updated": m["updated"]}
 
     # ---- changes --------------------------------------------------------------------------------
 
@@ -259,7 +274,13 @@ class CatalogIndex:
             *, replace: bool = False, approximate: bool | None = None, progress: ProgressFn | None = None) -> None:
         """Add items as a new segment. image_vectors (n, Q, E), caption_vectors (n, E) or None.
         With `replace`, items already present are replaced (their old rows removed in the same manifest
-        write); without it they are an error. `approximate` None = by size (AnnConfig.exact_below)."""
+        write); without it they are an error. `approximate` None = by size (AnnConfig.exact_below).
+        Holds the writer lock (see `writer`)."""
+        with self.writer():
+            self._add(items, image_vectors, caption_vectors, replace, approximate, progress)
+
+    def _add(self, items: Sequence[CatalogItem], image_vectors: np.ndarray, caption_vectors: np.ndarray | None,
+             replace: bool, approximate: bool | None, progress: ProgressFn | None) -> None:
         n = len(items)
         if n == 0:
             raise DataError("no items to add")
@@ -336,13 +357,14 @@ class CatalogIndex:
         return {"name": name, "count": len(items), "approximate": bool(approximate), "files": files, "removed": []}
 
     def remove(self, item_ids: Sequence[str]) -> None:
-        """Mark items removed (the manifest lists them; `compact` drops their vectors)."""
-        missing = [i for i in item_ids if i not in self]
-        if missing:
-            raise DataError(f"no item {missing[0]!r} in the index ({len(missing)} of {len(item_ids)} not found)")
-        for item_id in item_ids:
-            self._mark_removed(item_id)
-        self._write_manifest()
+        """Mark items removed (the manifest lists them; `compact` drops their vectors). Holds the writer lock."""
+        with self.writer():
+            missing = [i for i in item_ids if i not in self]
+            if missing:
+                raise DataError(f"no item {missing[0]!r} in the index ({len(missing)} of {len(item_ids)} not found)")
+            for item_id in item_ids:
+                self._mark_removed(item_id)
+            self._write_manifest()
 
     def _mark_removed(self, item_id: str) -> None:
         s, r = self._where.pop(item_id)
@@ -350,7 +372,12 @@ class CatalogIndex:
         self.manifest["segments"][s]["removed"].append(r)
 
     def compact(self, progress: ProgressFn | None = None) -> None:
-        """Rewrite the live items as one segment (drops removed items, rebuilds the ANN by size)."""
+        """Rewrite the live items as one segment (drops removed items, rebuilds the ANN by size). Holds
+        the writer lock."""
+        with self.writer():
+            self._compact(progress)
+
+    def _compact(self, progress: ProgressFn | None) -> None:
         keep = [(s, np.flatnonzero(a)) for s, a in enumerate(self._alive)]
         items = [self.segments[s].items[r] for s, rows in keep for r in rows]
         if not items:
@@ -366,12 +393,37 @@ class CatalogIndex:
         for name in old:
             shutil.rmtree(self.root / "segments" / name, ignore_errors=True)
 
-    def _write_manifest(self) -> None:
+    @contextmanager
+    def writer(self, wait_seconds: float = 0.0) -> Iterator["CatalogIndex"]:
+        """Hold the index folder's writer lock for a `with` block (a command holds it around its whole
+        run, embedding included). Another writer holding it: wait up to `wait_seconds`, then DataError
+        with one line naming its pid. Once held, DataError when another writer changed the index since
+        this object read it (nothing is written). Re-entrant: `add`, `remove` and `compact` take it
+        themselves and nest inside an outer `writer()` without waiting."""
+        with WriterLock(self.root, DataError, wait_seconds=wait_seconds):
+            self._check_unchanged()
+            yield self
+
+    def _check_unchanged(self) -> None:
+        on_disk = read_manifest(self.root, DataError, format=FORMAT, version=FORMAT_VERSION)
+        # `created` too: a rebuild swapped in since may have counted to the same revision
+        if on_disk is None or _identity(on_disk) != _identity(self.manifest):
+            raise DataError(f"{self.root}: the index was changed by another writer since it was opened; "
+                            "run the command again")
+
+    def _write_manifest(self, *, change: bool = True) -> None:
         for entry in self.manifest["segments"]:
             entry["removed"] = sorted(set(entry["removed"]))
         self.manifest["count"] = len(self)
         self.manifest["updated"] = _now()
-        save_manifest(self.root, self.manifest, sort_keys=False)
+        before = self.revision
+        if change:
+            self.manifest["revision"] = before + 1
+        try:
+            save_manifest(self.root, self.manifest, sort_keys=False)
+        except BaseException:
+            self.manifest["revision"] = before  # not written: the disk still has the old revision
+            raise
 
     def _clean_orphans(self) -> None:
         named = {s["name"] for s in self.manifest["segments"]}
@@ -422,6 +474,11 @@ class CatalogIndex:
         vecs = np.stack([np.asarray(self.segments[self._where[i][0]].captions.vectors[self._where[i][1], 0],
                                     dtype=np.float32) for i in item_ids]) if item_ids else np.zeros((0, q.shape[1]))
         return q @ vecs.T  # (B, R)
+
+
+def _identity(manifest: dict) -> tuple:
+    """What tells one state of an index folder from another: its creation time and revision."""
+    return manifest.get("created"), int(manifest.get("revision", 0))
 
 
 def _save_float16(path: Path, array, block: int = 65536, one_per_item: bool = False) -> None:
