@@ -147,12 +147,12 @@ def test_a_non_loopback_host_without_a_key_is_warned_about(service_search, monke
     # serve() prints it before loading anything; here loading and uvicorn are stand-ins
     import uvicorn
 
-    from unifashion.search.catalog_index import CatalogIndex
     from unifashion.models.unified import UniFashion
+    from unifashion.search import index_folder
 
     started = []
     monkeypatch.setattr(UniFashion, "from_pretrained", staticmethod(lambda path: service_search.model))
-    monkeypatch.setattr(CatalogIndex, "open", staticmethod(lambda path: service_search.index))
+    monkeypatch.setattr(index_folder, "open_index", lambda path: service_search.index)
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(
         (self.config.host, self.config.port)))
     service_app.serve("model", "index", host="0.0.0.0", port=8123)
