@@ -179,3 +179,29 @@ def test_an_old_manifest_without_a_revision_opens_and_counts_from_zero(tmp_path)
     assert (index.root / LOCK_FILE).is_file()
     segments = json.loads(path.read_text())["segments"]
     assert all(LOCK_FILE not in entry["files"] for entry in segments)  # the manifest lists segments' files only
+
+
+def test_index_commands_are_refused_while_another_writer_holds_the_index_and_wait_with_wait_seconds(tmp_path):
+    from typer.testing import CliRunner
+
+    from unifashion.cli import app
+
+    from PIL import Image
+
+    index = _index(tmp_path)
+    (tmp_path / "new").mkdir()
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "new" / "b0.png")
+    before = _state(index.root)
+    runner = CliRunner()
+    with held_by_another_process(index.root) as holder:
+        for args in (["index", "remove", "--index", str(index.root), "a1"],
+                     ["index", "compact", "--index", str(index.root)],
+                     ["index", "add", "--index", str(index.root), "--images", str(tmp_path / "new")]):
+            result = runner.invoke(app, args)
+            assert result.exit_code != 0 and f"another writer (pid {holder.pid})" in str(result.exception), args
+        assert _state(index.root) == before
+        threading.Timer(0.5, holder.stdin.close).start()
+        result = runner.invoke(app, ["index", "remove", "--index", str(index.root), "a1", "--wait-seconds", "20",
+                                     "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["items"] == 5 and "a1" not in CatalogIndex.open(index.root)

@@ -16,6 +16,7 @@ from unifashion.errors import UnifashionError
 index_app = typer.Typer(help="Build and change a catalog search index (query vectors, gallery captions, items).",
                         no_args_is_help=True)
 
+WAIT_HELP = "Wait this long for another writer of the index to finish (default: refuse at once)."
 SKIP_BAD_HELP = ("Skip bad items (unreadable images, malformed records), list them on stderr and in --json, "
                  "and go on if any item is left.")
 
@@ -103,20 +104,25 @@ def index_add(
     approximate: Annotated[bool | None, typer.Option("--approximate/--exact", show_default="by size")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help=SKIP_BAD_HELP)] = False,
+    wait_seconds: Annotated[float, typer.Option("--wait-seconds", min=0, help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Add items to an index without rebuilding it (a new segment)."""
+    """Add items to an index without rebuilding it (a new segment); under `accelerate launch` the
+    processes share the embedding."""
     from unifashion.search.index_build import add_to_index, check_new_items
-    from unifashion.search.index_folder import open_index
+    from unifashion.search.index_folder import index_writer, open_index
 
-    idx = open_index(index)
     skipped: list[dict] = []
     items = _catalog_items(data, images, split, skip_bad, skipped)
-    check_new_items(idx, items, replace=replace)  # before the model loads
-    net = load_model(model or Path(idx.manifest["model"]["source"]), json_on_stdout=as_json)
-    with StageProgress(json_on_stdout=as_json) as progress:
-        added = add_to_index(net, idx, items, replace=replace, approximate=approximate, batch_size=batch_size,
-                             progress=progress, skip_bad=skip_bad, skipped=skipped)
+    with index_writer(index, wait_seconds):
+        idx = open_index(index)
+        check_new_items(idx, items, replace=replace)  # before the model loads
+        net = load_model(model or Path(idx.manifest["model"]["source"]), json_on_stdout=as_json)
+        with StageProgress(json_on_stdout=as_json) as progress:
+            added = add_to_index(net, idx, items, replace=replace, approximate=approximate, batch_size=batch_size,
+                                 progress=progress, skip_bad=skip_bad, skipped=skipped)
+    if added is None:  # another process of a multi-process launch: the main one reports
+        return
     report_skipped(skipped)
     if as_json:
         print_json({"added": added, **idx.describe(), "skipped": skipped})
@@ -128,13 +134,15 @@ def index_add(
 def index_remove(
     index: Annotated[Path, typer.Option(help="The index folder.")],
     item_ids: Annotated[list[str], typer.Argument(help="Item ids to remove.")],
+    wait_seconds: Annotated[float, typer.Option("--wait-seconds", min=0, help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Remove items from an index (recorded in its manifest; `index compact` drops their vectors)."""
-    from unifashion.search.index_folder import open_index
+    from unifashion.search.index_folder import index_writer, open_index
 
-    idx = open_index(index)
-    idx.remove(item_ids)
+    with index_writer(index, wait_seconds):
+        idx = open_index(index)
+        idx.remove(item_ids)
     if as_json:
         print_json({"removed": len(item_ids), **idx.describe()})
     else:
@@ -144,13 +152,14 @@ def index_remove(
 @index_app.command("compact")
 def index_compact(
     index: Annotated[Path, typer.Option(help="The index folder.")],
+    wait_seconds: Annotated[float, typer.Option("--wait-seconds", min=0, help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Rewrite an index as one segment without its removed items (the ANN index is rebuilt by size)."""
-    from unifashion.search.index_folder import open_index
+    from unifashion.search.index_folder import index_writer, open_index
 
-    idx = open_index(index)
-    with StageProgress(json_on_stdout=as_json) as progress:
+    with index_writer(index, wait_seconds), StageProgress(json_on_stdout=as_json) as progress:
+        idx = open_index(index)
         idx.compact(progress=progress)
     if as_json:
         print_json(idx.describe())

@@ -164,6 +164,9 @@ class CatalogIndex:
         manifest = read_manifest(root, DataError, format=FORMAT, version=FORMAT_VERSION)
         if manifest is None:
             raise DataError(f"{root}: not a UniFashion index (no {MANIFEST})")
+        if manifest.get("backend", "builtin") != "builtin":  # its vectors are elsewhere
+            raise DataError(f"{root}: a {manifest['backend']} index, not the built-in one; open it with "
+                            "unifashion.search.index_folder.open_index")
         try:
             config = ann or AnnConfig(**manifest["ann"])
             q, e = int(manifest["num_queries"]), int(manifest["embed_dim"])

@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from unifashion.errors import DataError
 from unifashion.models.captioner import said
 from unifashion.search.catalog_index import CatalogIndex, CatalogItem, model_fingerprint
 from unifashion.search.vector_index import AnnConfig
-from unifashion.storage import MANIFEST, recover_dir, replace_dir, staging_dir, write_text_atomic
+from unifashion.storage import MANIFEST, WriterLock, recover_dir, replace_dir, staging_dir, write_text_atomic
 
 ProgressFn = Callable[[str, int, int], None]
 BUILD_DIR = ".build"
@@ -138,43 +139,64 @@ def check_new_items(index: CatalogIndex, items: Sequence[CatalogItem], *, replac
                         "use --replace to replace them, or `index remove` them first")
 
 
-def _plan(fingerprint: str, items: Sequence[CatalogItem], captions: bool, chunk: int) -> dict:
+def _plan(fingerprint: str, items: Sequence[CatalogItem], captions: bool) -> dict:
     ids = hashlib.sha256("\n".join(it.item_id for it in items).encode()).hexdigest()
-    return {"fingerprint": fingerprint, "items_sha256": ids, "items": len(items), "captions": captions,
-            "chunk": chunk}
+    return {"fingerprint": fingerprint, "items_sha256": ids, "items": len(items), "captions": captions}
+
+
+def _chunk_name(c: int) -> str:
+    return f"chunk-{c:06d}"
 
 
 @torch.no_grad()
 def embed_items(model, items: Sequence[CatalogItem], work: Path, *, captions: bool = True, chunk: int = 256,
                 batch_size: int = 32, max_new_tokens: int | None = None, progress: ProgressFn | None = None,
                 skip_bad: bool = False, skipped: list[dict] | None = None,
-                ) -> tuple[list[CatalogItem], np.ndarray, np.ndarray | None]:
+                ) -> tuple[list[CatalogItem], np.ndarray, np.ndarray | None] | None:
     """Image vectors (N, Q, E), gallery captions and their vectors (N, E) of `items`, chunk by chunk
     under `work` (kept until the caller deletes it, so that an interrupted run resumes).
+
+    Under `accelerate launch` every process runs this: the chunks still to embed are dealt out among
+    the processes (each on its own device), and the main one assembles them and returns the result;
+    the others return None. Chunks hold at most `chunk` items, fewer when that gives each process
+    one; a resumed run keeps the first run's chunks, whatever its number of processes.
 
     An item whose image cannot be read raises DataError naming it; with `skip_bad` it is left out
     of what is returned and listed in `skipped` ({"item", "reason"}; a chunk records its skipped
     items, so a resumed run reports them too). DataError when no item is left."""
-    fingerprint = model_fingerprint(model)
-    plan = _plan(fingerprint, items, captions, chunk)
-    work.mkdir(parents=True, exist_ok=True)
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.device.type != "cpu":  # a GPU (one per process under a launch) embeds faster
+        model.to(state.device)
+    if not state.is_main_process:
+        progress = None  # the main process reports for all
+    plan = _plan(model_fingerprint(model), items, captions)
     plan_file = work / "plan.json"
-    if plan_file.exists():
-        old = json.loads(plan_file.read_text())
-        if old != plan:
-            raise DataError(f"{work}: a partial build of another model or item list is here; "
-                            "delete it or build with --restart")
-    else:
-        write_text_atomic(plan_file, json.dumps(plan, indent=1) + "\n")
-    chunks = range(0, len(items), chunk)
-    done = sum((work / f"chunk-{c // chunk:06d}.json").exists() for c in chunks)
-    if progress:
-        progress("embed catalog", done * chunk if done < len(chunks) else len(items), len(items))
-    for c in chunks:
-        meta = work / f"chunk-{c // chunk:06d}.json"
-        if meta.exists():
-            continue
-        part = items[c:c + chunk]
+    if state.is_main_process:
+        work.mkdir(parents=True, exist_ok=True)
+        if not plan_file.exists():
+            size = max(1, min(chunk, -(-len(items) // state.num_processes)))
+            write_text_atomic(plan_file, json.dumps({**plan, "chunk": size}, indent=1) + "\n")
+    state.wait_for_everyone()  # every process reads the one plan, and sees the same chunks done
+    old = json.loads(plan_file.read_text())
+    if {k: old.get(k) for k in plan} != plan:
+        raise DataError(f"{work}: a partial build of another model or item list is here; "
+                        "delete it or build with --restart")
+    chunk = int(old["chunk"])
+    chunks = range(len(range(0, len(items), chunk)))  # chunk numbers
+    pending = [c for c in chunks if not (work / f"{_chunk_name(c)}.json").exists()]
+    mine = pending[state.process_index::state.num_processes]
+    state.wait_for_everyone()  # nobody writes a chunk before all have listed the pending ones
+
+    def report(position: int) -> None:
+        if progress:
+            done = sum(1 for c in chunks if (work / f"{_chunk_name(c)}.json").exists())
+            progress("embed catalog", min(len(items), done * chunk + position), len(items))
+
+    report(0)
+    for c in mine:
+        part = items[c * chunk:(c + 1) * chunk]
         vectors, caption_texts, caption_vectors, bad = [], [], [], []
         for b in range(0, len(part), batch_size):
             batch, images = [], []
@@ -194,16 +216,20 @@ def embed_items(model, items: Sequence[CatalogItem], work: Path, *, captions: bo
                 texts = model.caption(images, "detailed", max_new_tokens=max_new_tokens)
                 caption_texts.extend(texts)
                 caption_vectors.append(model.encode_text([said(t) for t in texts]).text_embeds.float().cpu().numpy())  # (b, E)
-            if progress:
-                progress("embed catalog", c + b + min(batch_size, len(part) - b), len(items))
+            report(min(b + batch_size, len(part)))
         q, e = model.qformer.config.num_query_tokens, model.qformer.config.embed_dim
-        np.save(work / f"chunk-{c // chunk:06d}-images.npy",
+        np.save(work / f"{_chunk_name(c)}-images.npy",
                 np.concatenate(vectors).astype(np.float16) if vectors else np.zeros((0, q, e), np.float16))
         if captions:
-            np.save(work / f"chunk-{c // chunk:06d}-captions.npy", np.concatenate(caption_vectors).astype(np.float16)
+            np.save(work / f"{_chunk_name(c)}-captions.npy", np.concatenate(caption_vectors).astype(np.float16)
                     if caption_vectors else np.zeros((0, e), np.float16))
-        write_text_atomic(meta, json.dumps({"captions": caption_texts, "skipped": bad}) + "\n")  # last: the chunk is done
-    metas = [json.loads((work / f"chunk-{c // chunk:06d}.json").read_text()) for c in chunks]
+        write_text_atomic(work / f"{_chunk_name(c)}.json",
+                          json.dumps({"captions": caption_texts, "skipped": bad}) + "\n")  # last: the chunk is done
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    report(0)
+    metas = [json.loads((work / f"{_chunk_name(c)}.json").read_text()) for c in chunks]
     left_out = [s for m in metas for s in m.get("skipped", [])]
     if skipped is not None:
         skipped.extend(left_out)
@@ -212,17 +238,17 @@ def embed_items(model, items: Sequence[CatalogItem], work: Path, *, captions: bo
     if not kept:
         raise DataError(f"no usable items: all {len(items)} were bad (first: {left_out[0]['item']}: "
                         f"{left_out[0]['reason']})")
-    images = _assemble(work, "images", chunks, chunk)  # (N, Q, E) float16 memmap
-    caption_vectors = _assemble(work, "captions", chunks, chunk) if captions else None  # (N, E)
+    images = _assemble(work, "images", chunks)  # (N, Q, E) float16 memmap
+    caption_vectors = _assemble(work, "captions", chunks) if captions else None  # (N, E)
     texts = [t for m in metas for t in m["captions"]]
     out_items = [CatalogItem(**{**it.__dict__, "caption": texts[i] if captions else ""}) for i, it in enumerate(kept)]
     return out_items, images, caption_vectors
 
 
-def _assemble(work: Path, what: str, chunks: range, chunk: int) -> np.ndarray:
+def _assemble(work: Path, what: str, chunks: range) -> np.ndarray:
     """The chunk files of `what` written one after another into work/{what}.npy, returned memory-mapped:
     a million items' vectors (16 GB at Q=32, E=256) never sit in memory at once."""
-    parts = [work / f"chunk-{c // chunk:06d}-{what}.npy" for c in chunks]
+    parts = [work / f"{_chunk_name(c)}-{what}.npy" for c in chunks]
     heads = [np.load(p, mmap_mode="r", allow_pickle=False) for p in parts]
     out = np.lib.format.open_memmap(work / f"{what}.npy", mode="w+", dtype=np.float16,
                                     shape=(sum(h.shape[0] for h in heads), *heads[0].shape[1:]))
@@ -242,29 +268,39 @@ def build_index(model, items: Sequence[CatalogItem], out: Path, *, model_source:
                 ann: AnnConfig = AnnConfig(), approximate: bool | None = None, overwrite: bool = False,
                 restart: bool = False, batch_size: int = 32, max_new_tokens: int | None = None,
                 progress: ProgressFn | None = None, skip_bad: bool = False,
-                skipped: list[dict] | None = None) -> CatalogIndex:
+                skipped: list[dict] | None = None) -> CatalogIndex | None:
     """A new index at `out` from `items` (stages in the module docstring). The index is written
-    beside `out` and swapped in whole when complete: a crash at any point leaves the previous index
-    at `out` as it was (and the embedded chunks under `out/.build` for a resumed run)."""
+    beside `out` and swapped in whole when complete (holding the old index's writer lock): a crash
+    at any point leaves the previous index at `out` as it was (and the embedded chunks under
+    `out/.build` for a resumed run). Under `accelerate launch` the processes share the embedding
+    and the main one writes; the others return None."""
+    from accelerate import PartialState
+
     out = Path(out)
     if not items:
         raise DataError("no items to index")
-    recover_dir(out)
+    state = PartialState()
+    if state.is_main_process:
+        recover_dir(out)
     if (out / MANIFEST).exists() and not overwrite:
         raise DataError(f"{out}: an index already exists (use --overwrite to replace it, or `index add`)")
     check_unique_ids(items)  # before anything is embedded or written
     work = out / BUILD_DIR
-    if restart and work.exists():
+    if restart and work.exists() and state.is_main_process:
         shutil.rmtree(work)
-    items, vectors, caption_vectors = embed_items(model, items, work, captions=captions, batch_size=batch_size,
-                                                  max_new_tokens=max_new_tokens, progress=progress,
-                                                  skip_bad=skip_bad, skipped=skipped)
+    state.wait_for_everyone()
+    embedded = embed_items(model, items, work, captions=captions, batch_size=batch_size,
+                           max_new_tokens=max_new_tokens, progress=progress, skip_bad=skip_bad, skipped=skipped)
+    if embedded is None:
+        return None
+    items, vectors, caption_vectors = embedded
     staging = staging_dir(out)
     try:
         index = CatalogIndex.create(staging, fingerprint=model_fingerprint(model), model_source=model_source,
                                     num_queries=vectors.shape[1], embed_dim=vectors.shape[2], ann=ann)
         index.add(items, vectors, caption_vectors, approximate=approximate, progress=progress)
-        replace_dir(staging, out)  # the switch; `work` leaves with the previous folder
+        with WriterLock(out, DataError) if (out / MANIFEST).exists() else nullcontext():
+            replace_dir(staging, out)  # the switch; `work` leaves with the previous folder
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -272,21 +308,24 @@ def build_index(model, items: Sequence[CatalogItem], out: Path, *, model_source:
     return index
 
 
-def add_to_index(model, index: CatalogIndex, items: Sequence[CatalogItem], *, replace: bool = False,
+def add_to_index(model, index, items: Sequence[CatalogItem], *, replace: bool = False,
                  approximate: bool | None = None, batch_size: int = 32, progress: ProgressFn | None = None,
-                 skip_bad: bool = False, skipped: list[dict] | None = None) -> int:
-    """Embed `items` and add them to `index` as a new segment; with `replace`, items already present
-    are replaced. Returns the number added (with `skip_bad`, items whose image is unreadable are
-    left out and listed in `skipped`)."""
+                 skip_bad: bool = False, skipped: list[dict] | None = None) -> int | None:
+    """Embed `items` and add them to `index` (a `CatalogIndex`, as a new segment, or a `QdrantIndex`);
+    with `replace`, items already present are replaced. Returns the number added (with `skip_bad`,
+    items whose image is unreadable are left out and listed in `skipped`). Under `accelerate launch`
+    the processes share the embedding and the main one adds; the others return None."""
     if model_fingerprint(model) != index.fingerprint:
         raise DataError(f"{index.root}: built with another model (fingerprint {index.fingerprint[:12]}); "
                         "use that model, or build a new index")
     check_new_items(index, items, replace=replace)  # before anything is embedded
     work = index.root / BUILD_DIR
     first = isinstance(index, CatalogIndex) and not index.segments  # an empty built-in index takes either
-    items, vectors, caption_vectors = embed_items(model, items, work, captions=index.has_captions or first,
-                                                  batch_size=batch_size, progress=progress, skip_bad=skip_bad,
-                                                  skipped=skipped)
+    embedded = embed_items(model, items, work, captions=index.has_captions or first, batch_size=batch_size,
+                           progress=progress, skip_bad=skip_bad, skipped=skipped)
+    if embedded is None:
+        return None
+    items, vectors, caption_vectors = embedded
     index.add(items, vectors, caption_vectors, replace=replace, approximate=approximate, progress=progress)
     shutil.rmtree(work)
     return len(items)

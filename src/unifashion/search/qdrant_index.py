@@ -378,11 +378,11 @@ def build_qdrant_index(model, items: Sequence[CatalogItem], out: Path, location:
     if restart and work.exists() and state.is_main_process:
         shutil.rmtree(work)
     state.wait_for_everyone()
-    items, vectors, caption_vectors = embed_items(model, items, work, captions=captions, batch_size=batch_size,
-                                                  max_new_tokens=max_new_tokens, progress=progress,
-                                                  skip_bad=skip_bad, skipped=skipped)
-    if not state.is_main_process:
+    embedded = embed_items(model, items, work, captions=captions, batch_size=batch_size,
+                           max_new_tokens=max_new_tokens, progress=progress, skip_bad=skip_bad, skipped=skipped)
+    if embedded is None:  # another process of a multi-process launch: the main one writes
         return None
+    items, vectors, caption_vectors = embedded
     index = QdrantIndex.start(out, location, fingerprint=fingerprint, model_source=model_source,
                               num_queries=vectors.shape[1], embed_dim=vectors.shape[2], captions=captions,
                               settings=settings, overwrite=overwrite)
