@@ -125,7 +125,8 @@ def _plan_is(plan: Path, model, items) -> bool:
     from unifashion.search.catalog_index import model_fingerprint
 
     saved = json.loads(plan.read_text())
-    return saved == _plan(model_fingerprint(model), items, saved["captions"], saved["chunk"])
+    wanted = _plan(model_fingerprint(model), items, saved["captions"])
+    return {k: saved.get(k) for k in wanted} == wanted
 
 
 def main() -> None:
