@@ -16,7 +16,7 @@ ROOT = "<root>"  # the area of the package root's own modules
 # from every layer, so it sits in the top layer, and nothing inside the package imports from it
 FACE = "<face>"
 # the package root's modules: small and shared by every layer (__main__ is `python -m unifashion`)
-ROOT_MODULES = frozenset({"__init__", "__main__", "errors", "config", "storage", "version"})
+ROOT_MODULES = frozenset({"__init__", "__main__", "errors", "config", "processes", "storage", "version"})
 ROOT_DATA = frozenset({"configs"})  # folders of shipped files beside the packages (the model configs' YAML)
 # lowest first; a module may import from its own layer (see SIDEWAYS) and from the layers below
 LAYERS = (frozenset({ROOT}), frozenset({"data"}), frozenset({"models"}),

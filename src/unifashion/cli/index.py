@@ -83,14 +83,19 @@ def index_build(
                                 batch_size=batch_size, progress=progress, skip_bad=skip_bad, skipped=skipped)
     if index is None:  # another process of a multi-process launch: the main one reports
         return
+    from unifashion.processes import process_state
+
     report_skipped(skipped)
-    summary = {**index.describe(), "seconds": round(time.perf_counter() - start, 2), "skipped": skipped}
+    processes = process_state().num_processes  # the processes that embedded the catalog
+    summary = {**index.describe(), "seconds": round(time.perf_counter() - start, 2), "skipped": skipped,
+               "processes": processes}
     if as_json:
         print_json(summary)
     else:
         kind = (f"Qdrant, {location.describe()}" if location is not None else
                 "approximate search" if any(s["approximate"] for s in summary["segments"]) else "exact search")
-        err.print(f"indexed {len(index)} items into {out} in {summary['seconds']} s ({kind})")
+        by = f" by {processes} processes" if processes > 1 else ""
+        err.print(f"indexed {len(index)} items into {out}{by} in {summary['seconds']} s ({kind})")
 
 
 @index_app.command("add")

@@ -164,9 +164,9 @@ def embed_items(model, items: Sequence[CatalogItem], work: Path, *, captions: bo
     An item whose image cannot be read raises DataError naming it; with `skip_bad` it is left out
     of what is returned and listed in `skipped` ({"item", "reason"}; a chunk records its skipped
     items, so a resumed run reports them too). DataError when no item is left."""
-    from accelerate import PartialState
+    from unifashion.processes import process_state
 
-    state = PartialState()
+    state = process_state()
     if state.device.type != "cpu":  # a GPU (one per process under a launch) embeds faster
         model.to(state.device)
     if not state.is_main_process:
@@ -274,12 +274,12 @@ def build_index(model, items: Sequence[CatalogItem], out: Path, *, model_source:
     at any point leaves the previous index at `out` as it was (and the embedded chunks under
     `out/.build` for a resumed run). Under `accelerate launch` the processes share the embedding
     and the main one writes; the others return None."""
-    from accelerate import PartialState
+    from unifashion.processes import process_state
 
     out = Path(out)
     if not items:
         raise DataError("no items to index")
-    state = PartialState()
+    state = process_state()
     if state.is_main_process:
         recover_dir(out)
     if (out / MANIFEST).exists() and not overwrite:

@@ -47,9 +47,9 @@ def index_writer(root: Path, wait_seconds: float = 0.0) -> AbstractContextManage
     left. Another writer holding it: wait up to `wait_seconds`, then one line naming its pid. Either
     backend (a Qdrant folder's manifest is rewritten by every change too). Under `accelerate launch`
     only the main process, which alone writes, takes it."""
-    from accelerate import PartialState
+    from unifashion.processes import process_state
 
     index_manifest(root)  # not an index: that line, before a lock file is made anywhere
-    if not PartialState().is_main_process:
+    if not process_state().is_main_process:
         return nullcontext()
     return WriterLock(Path(root), DataError, wait_seconds=wait_seconds)

@@ -359,7 +359,7 @@ def build_qdrant_index(model, items: Sequence[CatalogItem], out: Path, location:
     processes of a multi-process launch other than the main one (it alone writes)."""
     import shutil
 
-    from accelerate import PartialState
+    from unifashion.processes import process_state
 
     from unifashion.search.catalog_index import model_fingerprint
     from unifashion.search.index_build import BUILD_DIR, check_unique_ids, embed_items
@@ -371,7 +371,7 @@ def build_qdrant_index(model, items: Sequence[CatalogItem], out: Path, location:
         raise DataError(f"{out}: an index already exists (use --overwrite to replace it, or `index add`)")
     check_unique_ids(items)
     fingerprint = model_fingerprint(model)
-    state = PartialState()
+    state = process_state()
     if state.is_main_process:  # before the long embedding: an unreachable server or a foreign collection fails now
         location.connect(create=True)
     work = out / BUILD_DIR

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
+from unifashion.processes import process_state
 
 from unifashion.data.training_sets import TrainingData, collate_items
 from unifashion.errors import ConfigError
@@ -43,7 +43,7 @@ def run_phase(phase: TrainingPhase, data: Path, out: Path, train_config: TrainCo
     model.use_feature_cache(cache if cache is not None else Path(out) / "feature_cache")
     summary = train(model, phase, pd.dataset, train_config, out, resume=resume, collate_fn=collate_items,
                     progress=progress)
-    state = PartialState()  # the process group accelerate set up (one process when run plainly)
+    state = process_state()  # the process group accelerate set up (one process when run plainly)
     phase.finish_model(model, pd, summary)
     model.eval()
     saved = Path(out) / MODEL_DIR
