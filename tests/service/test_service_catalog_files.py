@@ -1,6 +1,6 @@
 """The service over an index whose files change under it: an item's picture that vanished or is not a
 picture (the server's problem: no path in the answer, the path in the log), pictures served with their
-real media type, and `index remove` / `add` seen by the running service between requests."""
+real media type, and `index remove` / `add` seen by the running service between requests (built-in and Qdrant)."""
 import io
 import logging
 import shutil
@@ -144,3 +144,31 @@ def test_a_reload_that_fails_keeps_the_old_view_and_logs_one_line(catalog, tmp_p
     shutil.copy(tmp_path / "manifest.good", manifest)  # repaired: read again
     CatalogIndex.open(tmp_path / "index").remove([items[0].item_id])
     assert client.get("/health").json()["items"] == 6
+
+
+@pytest.mark.parametrize("where", ["path", "edge"])
+def test_a_qdrant_index_changed_under_the_service_is_seen_by_the_next_request(catalog, tmp_path, where):
+    """Qdrant: the service reads the collection, so a change through another handle of it (what `index
+    remove` / `add` do; local mode and edge serve one process, so here it is this one) is in the next answer."""
+    from unifashion.search.index_build import add_to_index
+    from unifashion.search.index_folder import open_index
+    from unifashion.search.qdrant_index import QdrantLocation, build_qdrant_index
+
+    search, items = catalog
+    root = tmp_path / f"qdrant-{where}"
+    index = build_qdrant_index(search.model, items, root, QdrantLocation(**{where: str(tmp_path / f"{where}-db")}),
+                               model_source="quickstart", captions=False)
+    client = client_for(CatalogSearch(search.model, index))
+    assert client.get("/health").json()["items"] == 7
+    photo = {"file": ("p.png", client.get(f"/items/{items[2].item_id}/image").content, "image/png")}
+
+    def found() -> list[str]:
+        return [h["item_id"] for h in client.post("/api/search/image", files=photo, data={"k": "7"}).json()["results"]]
+
+    assert found()[0] == items[2].item_id
+    open_index(root).remove([items[2].item_id])
+    assert client.get("/health").json()["items"] == 6
+    assert items[2].item_id not in found() and len(found()) == 6
+    assert client.get(f"/items/{items[2].item_id}/image").status_code == 404
+    add_to_index(search.model, open_index(root), [items[2]])
+    assert client.get("/health").json()["items"] == 7 and found()[0] == items[2].item_id
