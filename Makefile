@@ -53,7 +53,7 @@ test: install browser
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 # Benchmarks print measured ratios against their targets and write bench-results/<topic>.json (BENCHMARKS.md).
-BENCHES := encoding training search generation serving captioning
+BENCHES := encoding training search search_backends generation serving captioning
 BENCH_ARGS ?=
 bench: install
 	@for b in $(BENCHES); do echo "== benchmarks/$$b.py $(BENCH_ARGS)"; start=$$(date +%s); \

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from common import RESULTS, table_layout
 
-TOPICS = ("encoding", "training", "search", "generation", "serving", "captioning")
+TOPICS = ("encoding", "training", "search", "search_backends", "generation", "serving", "captioning")
 
 
 def _cell(v) -> str:
